@@ -8,7 +8,7 @@ tensors and ``loss.item()`` every step. The lab's numbers come from ``lab.train.
 itself (its per-epoch images/s, which excludes evaluation and checkpoint writes), run
 with its speed features switched on one at a time so each one's share is visible.
 
-    python benchmarks/train_throughput.py [--n 12800] [--epochs 2] [--dataset mnist]
+    python benchmarks/train_throughput.py [--n 25600] [--epochs 2] [--dataset mnist]
 
 Prints images/s of the last epoch for each variant and the ratio to the plain loop.
 """
@@ -82,7 +82,7 @@ def lab_loop(dataset: str, n: int, batch: int, epochs: int, lr: float, **runtime
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="mnist")
-    ap.add_argument("--n", type=int, default=12800, help="training images per epoch")
+    ap.add_argument("--n", type=int, default=25600, help="training images per epoch")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per variant (the last is timed)")
     ap.add_argument("--batch", type=int, default=128)
     args = ap.parse_args()

@@ -11,12 +11,6 @@ from lab.data.dataset import fingerprint
 from lab.data.known import IDX_SPECS, IdxSpec
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "network: needs PyPI or the internet (skipped when unreachable)"
-    )
-
-
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own empty cache folder and no LAB_DATA_DIR."""
