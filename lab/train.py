@@ -337,6 +337,7 @@ def train(
         if dd.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
+    opt.zero_grad(set_to_none=True)  # hand back a model without stale gradients
     wall = wall_before + time.perf_counter() - t_run
     final_acc = accuracy(model, test_data, cfg.train.eval_batch_size)
     metrics = {"test_acc": final_acc}

@@ -1,0 +1,131 @@
+"""The attack contract and the shared work every attack needs.
+
+``attack = ATTACKS.get("pgd")(eps=0.3, steps=40)``, then ``x_adv = attack(model, x, y)``
+or ``attack(model, x, y, target=t)``. :meth:`Attack.__call__` does, once for all attacks:
+
+* checks the inputs: float images [B, C, H, W] in [0, 1] without NaN, int labels [B] in
+  the model's class range, an epsilon the data range allows (LabError otherwise, never a
+  silent clamp of the user's input);
+* puts the model in eval mode and freezes its parameters, restoring both afterwards
+  (BatchNorm and dropout must not change the answer; no ``.grad`` is left behind);
+* projects the result onto the threat set around ``x``, clamps it to [0, 1], detaches it
+  and returns it in ``x``'s dtype, device and shape.
+
+Subclasses implement :meth:`Attack.perturb` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from attacks.threat import ThreatModel, make_threat
+from lab.errors import LabError
+from lab.registry import Registry
+
+
+@contextlib.contextmanager
+def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad=False`` on every parameter, both restored on exit."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def num_classes_of(model: nn.Module) -> int | None:
+    info = getattr(model, "info", None)
+    return getattr(info, "num_classes", None)
+
+
+def check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> None:
+    """One-sentence LabErrors for inputs an attack must not silently accept."""
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise LabError(f"images must be a float tensor in [0, 1], got {getattr(x, 'dtype', type(x).__name__)}")
+    if x.ndim != 4:
+        raise LabError(f"images must be shaped [B, C, H, W], got {tuple(x.shape)}")
+    if torch.isnan(x).any():
+        raise LabError("images contain NaN values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise LabError(f"images must lie in [0, 1] (the lab's pixel space), got values in [{lo:.3g}, {hi:.3g}]")
+    n = num_classes_of(model)
+    for name, t in (("labels", y), ("targets", target)):
+        if t is None:
+            continue
+        if not torch.is_tensor(t) or t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise LabError(f"{name} must be an integer tensor, got {getattr(t, 'dtype', type(t).__name__)}")
+        if t.shape != (x.shape[0],):
+            raise LabError(f"{name} must be shaped [{x.shape[0]}], got {tuple(t.shape)}")
+        if t.numel() and (int(t.min()) < 0 or (n is not None and int(t.max()) >= n)):
+            raise LabError(f"{name} must be class indices in [0, {n}), got values {int(t.min())}..{int(t.max())}")
+
+
+class Attack(ABC):
+    """Base of every attack. Settings are keyword-only ``__init__`` arguments."""
+
+    name: ClassVar[str] = ""
+    norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
+    targeted_ok: ClassVar[bool] = True
+    #: relative cost of one call (forward+backward passes per example), for ordering attacks
+    cost: ClassVar[float] = 1.0
+
+    def __init__(self, *, eps: float, norm: str = "linf", seed: int = 0) -> None:
+        if norm not in self.norms:
+            raise LabError(f"attack {self.name!r} does not support the {norm!r} norm; it supports {', '.join(self.norms)}")
+        self.threat: ThreatModel = make_threat(norm, eps)
+        self.seed = int(seed)
+
+    @property
+    def eps(self) -> float:
+        return self.threat.eps
+
+    @property
+    def norm(self) -> str:
+        return self.threat.name
+
+    def config(self) -> dict[str, Any]:
+        """The settings that define this attack (for reports)."""
+        return {"name": self.name, "norm": self.norm, "eps": self.eps, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{self.name}({args})"
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                 target: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        check_inputs(model, x, y, target)
+        if target is not None and not self.targeted_ok:
+            raise LabError(f"attack {self.name!r} is untargeted only")
+        self.threat.check_range(x)
+        y = y.to(x.device, torch.int64)
+        target = target.to(x.device, torch.int64) if target is not None else None
+        if self.eps == 0 or x.shape[0] == 0:
+            return x.detach().clone()
+        with frozen_eval(model), torch.enable_grad():
+            x_adv = self.perturb(model, x.detach(), y, target)
+        delta = self.threat.project(x_adv.detach().to(x.dtype) - x)
+        return (x + delta).clamp_(0.0, 1.0).detach()
+
+    @abstractmethod
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                target: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+        """Return adversarial images for ``x`` (projection and clamping are done by the caller)."""
+
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")

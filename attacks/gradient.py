@@ -1,0 +1,146 @@
+"""One gradient loop that FGSM, BIM, PGD and MI-FGSM are configurations of.
+
+``x_{t+1} = clip_[0,1]( x + P_ball( x_t - x + alpha * dir(g_t) ) )`` where ``dir`` is the
+threat model's steepest-ascent direction (sign for L-inf, unit vector for L2) and
+``g_t`` the gradient of the loss (or, with ``momentum > 0``, the MI-FGSM accumulator
+``g_t = mu * g_{t-1} + grad / ||grad||_1``, Dong et al. 2018).
+
+Active set (``early_stop=True``): an example is taken out of the batch as soon as an
+iterate fools the model (its logits come for free with the gradient), and that iterate is
+kept. The attack then spends its passes on the examples still standing, and it reports
+success when *any* iterate succeeded, which is never weaker than the last iterate.
+
+Restarts keep, per example, the first successful run, else the run with the highest loss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from attacks.base import Attack
+from attacks.losses import LOSSES
+from lab.errors import LabError
+
+
+def is_success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Per example: fooled (untargeted) or classified as the target (targeted)."""
+    pred = logits.argmax(dim=1)
+    return pred == target if target is not None else pred != y
+
+
+class GradientAttack(Attack):
+    """Iterative first-order attack; see the module docstring for the update rule."""
+
+    def __init__(
+        self,
+        *,
+        eps: float,
+        norm: str = "linf",
+        steps: int = 10,
+        alpha: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        loss: str = "ce",
+        momentum: float = 0.0,
+        early_stop: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(eps=eps, norm=norm, seed=seed)
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise LabError(f"steps must be a whole number >= 1, got {steps!r}")
+        if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
+            raise LabError(f"restarts must be a whole number >= 1, got {restarts!r}")
+        if alpha is not None and (not isinstance(alpha, (int, float)) or math.isnan(alpha) or alpha <= 0):
+            raise LabError(f"step size alpha must be a positive number, got {alpha!r}")
+        if momentum < 0:
+            raise LabError(f"momentum must be >= 0, got {momentum!r}")
+        self.loss_name = loss
+        self.loss_fn = LOSSES.get(loss)
+        self.steps = steps
+        self.alpha = float(alpha) if alpha is not None else self.default_alpha()
+        self.random_start = random_start
+        self.restarts = restarts
+        self.momentum = float(momentum)
+        self.early_stop = early_stop
+
+    def default_alpha(self) -> float:
+        """2.5 * eps / steps: enough to cross the ball from a random start (Madry et al.)."""
+        return 2.5 * self.eps / self.steps
+
+    @property
+    def cost(self) -> float:  # type: ignore[override]
+        return float(self.steps * self.restarts)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(), "steps": self.steps, "alpha": self.alpha, "random_start": self.random_start,
+            "restarts": self.restarts, "loss": self.loss_name, "momentum": self.momentum,
+            "early_stop": self.early_stop,
+        }  # fmt: skip
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                target: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+        gen = self.generator(x.device)
+        best = x.clone()
+        best_loss = torch.full((x.shape[0],), -math.inf, device=x.device)
+        done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for _ in range(self.restarts):
+            idx = (~done).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            t = target[idx] if target is not None else None
+            x_r, loss_r, ok_r = self._run(model, x[idx], y[idx], t, gen)
+            better = ok_r | (loss_r > best_loss[idx])
+            best[idx[better]] = x_r[better]
+            best_loss[idx] = torch.maximum(best_loss[idx], loss_r)
+            done[idx] |= ok_r
+        return best
+
+    def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """One run: (adversarial images, their loss, success flags), all [B]-aligned with ``x``."""
+        threat = self.threat
+        if self.random_start:
+            x_adv = (x + threat.project(threat.init(x, gen))).clamp(0.0, 1.0)
+        else:
+            x_adv = x.clone()
+        g = torch.zeros_like(x) if self.momentum > 0 else None
+        out = x_adv.clone()
+        out_loss = torch.full((x.shape[0],), -math.inf, device=x.device)
+        ok = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        idx = torch.arange(x.shape[0], device=x.device)
+        for _ in range(self.steps):
+            xa = x_adv[idx].requires_grad_(True)
+            logits = model(xa)
+            t = target[idx] if target is not None else None
+            loss = self.loss_fn(logits.float(), y[idx], t)
+            (grad,) = torch.autograd.grad(loss.sum(), xa)
+            if self.early_stop:
+                hit = is_success(logits.detach(), y[idx], t)
+                if hit.any():
+                    won = idx[hit]
+                    out[won] = xa.detach()[hit]
+                    out_loss[won] = loss.detach()[hit]
+                    ok[won] = True
+                    keep = ~hit
+                    idx, grad = idx[keep], grad[keep]
+                    if idx.numel() == 0:
+                        return out, out_loss, ok
+            if g is not None:
+                l1 = grad.abs().flatten(1).sum(1).clamp_min(1e-12).view(-1, *([1] * (x.ndim - 1)))
+                g[idx] = self.momentum * g[idx] + grad / l1
+                grad = g[idx]
+            x_i = x[idx]
+            delta = threat.project(x_adv[idx] - x_i + self.alpha * threat.step(grad))
+            x_adv[idx] = (x_i + delta).clamp(0.0, 1.0)
+        with torch.no_grad():  # the last iterate has not been looked at yet
+            t = target[idx] if target is not None else None
+            logits = model(x_adv[idx])
+            out[idx] = x_adv[idx]
+            out_loss[idx] = self.loss_fn(logits.float(), y[idx], t)
+            ok[idx] = is_success(logits, y[idx], t)
+        return out, out_loss, ok

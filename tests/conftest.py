@@ -1,0 +1,39 @@
+"""Shared fixtures: a small model trained for real on a Fashion-MNIST subset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from lab.config import from_dict
+from lab.data import load_dataset
+from lab.models import LabModel
+from lab.train import train
+
+
+@dataclass
+class Trained:
+    model: LabModel
+    run: Path
+    x: torch.Tensor  # 64 test images in [0, 1]
+    y: torch.Tensor
+
+
+@pytest.fixture(scope="session")
+def trained_fastnet(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """FastNet after 3 epochs on 4,096 Fashion-MNIST images (~80% test accuracy, ~3 s)."""
+    cfg = from_dict(
+        {"data": {"dataset": "fashion-mnist", "train_subset": 4096, "test_subset": 512},
+         "model": {"arch": "fastnet"},
+         "train": {"epochs": 3, "batch_size": 64, "optimizer": "adam", "lr": 0.002, "schedule": "constant"}},
+        ["runtime.device=cpu"],
+    )  # fmt: skip
+    run = tmp_path_factory.mktemp("fastnet")
+    result = train(cfg, run, progress=False)
+    ds = load_dataset("fashion-mnist")
+    x = torch.from_numpy(ds.test_x[:64]).float() / 255
+    y = torch.from_numpy(ds.test_y[:64])
+    return Trained(result.model.eval(), run, x, y)
