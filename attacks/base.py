@@ -81,6 +81,10 @@ class Attack(ABC):
     targeted_ok: ClassVar[bool] = True
     #: relative cost of one call (forward+backward passes per example), for ordering attacks
     cost: ClassVar[float] = 1.0
+    #: "white-box" (gradients), "black-box" (scores or decisions only) or "suite" (an ensemble)
+    kind: ClassVar[str] = "white-box"
+    #: settings for a cheap run of this attack (tests, previews); real evaluations use the defaults
+    quick_settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *, eps: float, norm: str = "linf", seed: int = 0) -> None:
         if norm not in self.norms:

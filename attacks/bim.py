@@ -11,6 +11,7 @@ from attacks.gradient import GradientAttack
 @ATTACKS.register("bim")
 class BIM(GradientAttack):
     name = "bim"
+    quick_settings = {"steps": 5}
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 10, alpha: float | None = None,
                  loss: str = "ce", early_stop: bool = True, seed: int = 0) -> None:  # fmt: skip

@@ -12,6 +12,7 @@ from attacks.gradient import GradientAttack
 @ATTACKS.register("pgd")
 class PGD(GradientAttack):
     name = "pgd"
+    quick_settings = {"steps": 5}
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 20, alpha: float | None = None,
                  restarts: int = 1, loss: str = "ce", random_start: bool = True, early_stop: bool = True,

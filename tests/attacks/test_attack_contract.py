@@ -16,8 +16,7 @@ EPS = {"linf": 0.1, "l2": 1.5}
 
 def make(name: str, norm: str, **kw: object):  # type: ignore[no-untyped-def]
     cls = ATTACKS.get(name)
-    fast = {"steps": 5} if "steps" in cls.__init__.__code__.co_varnames else {}
-    return cls(eps=EPS[norm], norm=norm, **{**fast, **kw})
+    return cls(eps=EPS[norm], norm=norm, **{**cls.quick_settings, **kw})
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

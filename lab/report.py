@@ -1,0 +1,139 @@
+"""Robustness reports are data: dataclasses written as JSON, read back by the CLI and app.
+
+A :class:`RobustnessReport` holds, per epsilon, the clean accuracy, the worst-case robust
+accuracy over all attacks (an example is robust only if every attack failed on it), and
+one :class:`AttackResult` per attack; plus the gradient-masking checks and the headline.
+Rendering (Markdown, plots, the CLI table) lives in :mod:`lab.render`; nothing there
+recomputes a number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import LabError
+from lab.io import atomic_write_json
+
+REPORT_FORMAT = "lab-robustness-report"
+REPORT_VERSION = 1
+
+
+@dataclass
+class AttackResult:
+    """One attack at one epsilon, run on the examples still standing when its turn came.
+
+    ``robust_accuracy_after`` is the worst-case accuracy over this attack and every attack
+    before it (cumulative, like AutoAttack's printout); ``success_rate`` is the fraction of
+    the examples it attacked that it fooled.
+    """
+
+    attack: str
+    config: dict[str, Any]
+    eps: float
+    attacked: int
+    fooled: int
+    robust_accuracy_after: float
+    success_rate: float
+    mean_norm: float  # over the perturbations that fooled the model (nan when none did)
+    max_norm: float
+    seconds: float
+    kind: str = "white-box"  # white-box | black-box | suite
+
+
+@dataclass
+class EpsResult:
+    eps: float
+    clean_accuracy: float
+    robust_accuracy: float  # worst case over all attacks, per example
+    attacks: list[AttackResult] = field(default_factory=list)
+    robust_examples: list[int] = field(default_factory=list)  # indices (into the evaluated set) still robust
+    seconds: float = 0.0
+
+
+@dataclass
+class MaskingCheck:
+    """An automatic gradient-masking check: passed or not, and the numbers behind it."""
+
+    name: str
+    passed: bool
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RobustnessReport:
+    model: dict[str, Any]  # arch, dataset, run path, clean test accuracy from training
+    norm: str
+    eps: list[float]
+    n: int
+    suite: str | None
+    attacks: list[dict[str, Any]]  # the attack specs as run
+    clean_accuracy: float
+    results: list[EpsResult]
+    checks: list[MaskingCheck] = field(default_factory=list)
+    headline: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)  # versions, device, seed, created, data indices
+
+    @property
+    def failed_checks(self) -> list[MaskingCheck]:
+        return [c for c in self.checks if not c.passed]
+
+    def result_at(self, eps: float) -> EpsResult:
+        for r in self.results:
+            if abs(r.eps - eps) < 1e-12:
+                return r
+        raise KeyError(eps)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d = {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, **d}
+        return _jsonable(d)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the report as JSON atomically."""
+        p = Path(path)
+        atomic_write_json(p, self.to_dict())
+        return p
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RobustnessReport:
+        if d.get("format") != REPORT_FORMAT:
+            raise LabError(f"not a lab robustness report (format {d.get('format')!r})")
+        results = [
+            EpsResult(**{**r, "attacks": [AttackResult(**a) for a in r.get("attacks", [])]}) for r in d["results"]
+        ]
+        checks = [MaskingCheck(**c) for c in d.get("checks", [])]
+        fields = {f.name for f in dataclasses.fields(cls)} - {"results", "checks"}
+        return cls(results=results, checks=checks, **{k: d[k] for k in fields if k in d})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> RobustnessReport:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise LabError(f"report {str(p)!r} does not exist") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LabError(f"report {str(p)!r} is unreadable ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError) as exc:
+            raise LabError(f"report {str(p)!r} is incomplete ({exc})") from None
+
+
+def _jsonable(obj: Any) -> Any:
+    """NaN/inf become None so the JSON is standard; tuples become lists."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
