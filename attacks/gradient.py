@@ -11,6 +11,12 @@ kept. The attack then spends its passes on the examples still standing, and it r
 success when *any* iterate succeeded, which is never weaker than the last iterate.
 
 Restarts keep, per example, the first successful run, else the run with the highest loss.
+
+Precision (``precision="auto"``): the forward/backward passes that only steer the attack
+run under bf16 autocast where the hardware does bf16 natively (CUDA, AVX-512-BF16/AMX
+CPUs), like training does; every success is confirmed by an fp32 forward pass before
+an example leaves the active set, and the returned images are judged in fp32 by the
+caller. ``precision="fp32"`` runs everything in fp32.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from torch import nn
 from attacks.base import Attack
 from attacks.losses import LOSSES
 from lab.errors import LabError
+from lab.runtime import autocast, pick_dtype
 
 
 def is_success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -47,9 +54,13 @@ class GradientAttack(Attack):
         loss: str = "ce",
         momentum: float = 0.0,
         early_stop: bool = True,
+        precision: str = "auto",
         seed: int = 0,
     ) -> None:
         super().__init__(eps=eps, norm=norm, seed=seed)
+        if precision not in ("auto", "fp32", "bf16"):
+            raise LabError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        self.precision = precision
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise LabError(f"steps must be a whole number >= 1, got {steps!r}")
         if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
@@ -79,7 +90,7 @@ class GradientAttack(Attack):
         return {
             **super().config(), "steps": self.steps, "alpha": self.alpha, "random_start": self.random_start,
             "restarts": self.restarts, "loss": self.loss_name, "momentum": self.momentum,
-            "early_stop": self.early_stop,
+            "early_stop": self.early_stop, "precision": self.precision,
         }  # fmt: skip
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -104,6 +115,7 @@ class GradientAttack(Attack):
              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """One run: (adversarial images, their loss, success flags), all [B]-aligned with ``x``."""
         threat = self.threat
+        dtype = pick_dtype(self.precision, x.device)
         if self.random_start:
             x_adv = (x + threat.project(threat.init(x, gen))).clamp(0.0, 1.0)
         else:
@@ -115,12 +127,18 @@ class GradientAttack(Attack):
         idx = torch.arange(x.shape[0], device=x.device)
         for _ in range(self.steps):
             xa = x_adv[idx].requires_grad_(True)
-            logits = model(xa)
+            with autocast(x.device, dtype):
+                logits = model(xa)
             t = target[idx] if target is not None else None
             loss = self.loss_fn(logits.float(), y[idx], t)
             (grad,) = torch.autograd.grad(loss.sum(), xa)
             if self.early_stop:
                 hit = is_success(logits.detach(), y[idx], t)
+                if dtype is not None and hit.any():  # confirm low-precision successes in fp32
+                    sub = hit.nonzero().squeeze(1)
+                    with torch.no_grad():
+                        real = is_success(model(xa.detach()[sub]), y[idx][sub], t[sub] if t is not None else None)
+                    hit[sub[~real]] = False
                 if hit.any():
                     won = idx[hit]
                     out[won] = xa.detach()[hit]

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default="runs", help="folder to search (default: runs)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    _add_eval_parser(sub)
+    _add_attack_parser(sub)
+
     p = sub.add_parser("data", help="fetch datasets and show where they come from")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     names = ", ".join(DATASET_NAMES) + ", imagefolder:<path>"
@@ -66,6 +69,61 @@ def build_parser() -> argparse.ArgumentParser:
         _add_data_dir(q)
         q.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+_EPS_HELP = "epsilons: 0.3, 8/255, a list 0,0.1,0.2,0.3 or an inclusive range 0:0.3:0.05"
+
+
+def _add_eval_parser(sub: Any) -> None:
+    p = sub.add_parser("eval", help="robust accuracy of a model under a suite of attacks, with a report", description=(
+        "Evaluate a trained model on the first --n test images of its dataset under a suite of attacks "
+        "over one or more epsilons; print the table, write report.json / report.md / accuracy_vs_eps.png. "
+        "Exit 1 when --fail-under is missed."))  # fmt: skip
+    p.add_argument("--model", required=True, help="run folder or model.safetensors")
+    p.add_argument("--suite", help="quick | standard | autoattack (default: quick when no --attack is given)")
+    p.add_argument("--attack", dest="attacks", action="append", default=[], metavar="NAME",
+                   help="an attack to run besides the suite (repeatable)")  # fmt: skip
+    p.add_argument("--eps", help=_EPS_HELP + " (default: 0.3 L-inf / 1.5 L2 on grayscale data, 8/255 / 0.5 on RGB)")
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model (default: linf)")
+    p.add_argument("--n", type=int, default=1000, help="number of test images (default: 1000)")
+    p.add_argument("--offset", type=int, default=0, help="index of the first test image (default: 0)")
+    p.add_argument("--batch-size", type=int, default=500, help="attack batch size (default: 500)")
+    p.add_argument("--no-checks", action="store_true", help="skip the gradient-masking checks")
+    p.add_argument("--probe-n", type=int, default=200, help="examples the masking checks use (default: 200)")
+    p.add_argument("--report", help="folder for the report files (default: RUN/eval/<suite or attacks>-<norm>)")
+    p.add_argument("--fail-under", type=float, metavar="T",
+                   help="exit 1 when the headline robust accuracy is below T, a fraction in [0, 1]")  # fmt: skip
+    _add_data_dir(p)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_attack_parser(sub: Any) -> None:
+    p = sub.add_parser("attack", help="run one attack on a few images and save them", description=(
+        "Run one attack on the first --n test images of the model's dataset (or on --image files) and write "
+        "clean / adversarial / amplified perturbation PNGs and attack.json to --out."))  # fmt: skip
+    p.add_argument("--model", required=True, help="run folder or model.safetensors")
+    p.add_argument("--attack", required=True, help="attack name, e.g. fgsm, pgd")
+    p.add_argument("--eps", help="one epsilon, e.g. 0.3 or 8/255 (default: 0.3 L-inf / 1.5 L2 grayscale, "
+                   "8/255 / 0.5 RGB)")  # fmt: skip
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model (default: linf)")
+    p.add_argument("--steps", type=int, help="iterations (iterative attacks)")
+    p.add_argument("--restarts", type=int, help="random restarts (PGD)")
+    p.add_argument("--alpha", help="step size, e.g. 0.01 or 2/255")
+    p.add_argument("--loss", help="ce | margin | dlr")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target", metavar="CLASS", help="targeted attack towards this class (index or name)")
+    g.add_argument("--targeted-random", action="store_true", help="targeted attack towards a random other class")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other setting of the attack, e.g. --param momentum=0.9 (repeatable)")  # fmt: skip
+    p.add_argument("--n", type=int, help="number of test images (default: 16)")
+    p.add_argument("--offset", type=int, default=0, help="index of the first test image (default: 0)")
+    p.add_argument("--image", dest="images", action="extend", nargs="+", default=[], metavar="PATH",
+                   help="attack these PNG/JPEG files instead of test images (their labels: the clean predictions)")  # fmt: skip
+    _add_data_dir(p)
+    p.add_argument("--out", help="output folder (default: RUN/attack/<attack>-<norm>-<eps>)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--seed", type=int, help="the attack's random seed (default: 0)")
 
 
 # ---------------------------------------------------------------- commands
@@ -158,7 +216,85 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "models": cmd_models, "data": cmd_data}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lab.checkpoint import load_model
+    from lab.epsilon import parse_eps
+    from lab.eval_run import below_threshold, check_threshold, default_report_dir, eval_specs, evaluate_checkpoint
+    from lab.evaluation import check_eps
+    from lab.render import headline_text, pct, report_table, use_color, write_report
+    from lab.runtime import pick_device
+
+    threshold = check_threshold(args.fail_under)
+    eps = check_eps(parse_eps(args.eps), args.norm) if args.eps is not None else None
+    eval_specs(args.suite, args.attacks)  # unknown suite / attack: fail before loading anything
+    ckpt = load_model(args.model, pick_device(args.device))
+    report = evaluate_checkpoint(
+        ckpt, suite=args.suite, attacks=args.attacks, eps=eps, norm=args.norm, n=args.n, offset=args.offset,
+        batch_size=args.batch_size, checks=not args.no_checks, probe_n=args.probe_n, data_dir=args.data_dir,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    out = Path(args.report) if args.report else default_report_dir(ckpt, args.suite, args.attacks, args.norm)
+    paths = write_report(report, out)
+    print(report_table(report, color=use_color(sys.stdout)))
+    print()
+    print(headline_text(report))
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"report: {paths['json']} (+ {paths['markdown'].name}, {paths['plot'].name})")
+    if below_threshold(report, threshold):
+        print(f"FAILED: robust accuracy {pct(report.headline.get('robust_accuracy'))} is below "
+              f"--fail-under {pct(threshold)}")  # fmt: skip
+        return 1
+    if threshold is not None:
+        print(f"passed: robust accuracy {pct(report.headline.get('robust_accuracy'))} >= --fail-under {pct(threshold)}")
+    return 0
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    from lab.attack_run import attack_setting_names, attack_settings, parse_params, run_attack
+    from lab.checkpoint import load_model
+    from lab.epsilon import default_eps, parse_eps
+    from lab.evaluation import check_eps
+    from lab.render import attack_summary, write_attack_run
+    from lab.runtime import pick_device
+    from lab.samples import from_files, from_test_set
+
+    settings: dict[str, Any] = parse_params(args.param)
+    for key in ("steps", "restarts", "alpha", "loss", "seed"):
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if key in settings:
+            raise LabError(f"{key} is given twice (--{key} and --param {key}=...)")
+        settings[key] = value  # a flag the attack does not take is refused below, by name
+    if "seed" not in settings and "seed" in attack_setting_names(args.attack):
+        settings["seed"] = 0
+    settings = attack_settings(args.attack, settings)  # unknown keys: one sentence naming the valid ones
+    if args.eps is not None:
+        values = parse_eps(args.eps)
+        if len(values) != 1:
+            raise LabError(f"lab attack takes one epsilon, got {len(values)} ({args.eps}); use lab eval for a sweep")
+        check_eps(values, args.norm)
+    if args.images and (args.n is not None or args.offset):
+        raise LabError("give either --image files or --n/--offset test images, not both")
+    ckpt = load_model(args.model, pick_device(args.device))
+    eps = values[0] if args.eps is not None else default_eps(ckpt.info, args.norm)
+    if args.images:
+        samples = from_files(args.images, ckpt.info)
+    else:
+        samples = from_test_set(ckpt.info, args.n if args.n is not None else 16, args.offset, args.data_dir)
+    target: str | None = "random" if args.targeted_random else args.target
+    result = run_attack(ckpt, args.attack, settings, eps, args.norm, samples.x, samples.y, target,
+                        names=samples.names, test_indices=samples.test_indices)  # fmt: skip
+    result.meta["data"] = {k: v for k, v in samples.source.items() if k != "from"}
+    out = Path(args.out) if args.out else ckpt.path.parent / "attack" / f"{args.attack}-{args.norm}-{eps:g}"
+    paths = write_attack_run(result, out)
+    print(attack_summary(result))
+    print(f"images and {paths['json'].name} -> {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "attack": cmd_attack, "models": cmd_models, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,124 @@
+"""Which images an evaluation or an attack runs on: the first ``n`` test images of the
+model's own dataset (deterministic, verified to be the data it was trained on), or image
+files a user hands in (PNG / JPEG, converted to the model's channels, size checked).
+
+Both return numpy arrays (uint8 [N, C, H, W], int64 labels or None); :func:`to_tensor`
+turns images into the float [0, 1] tensors models take.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lab.errors import LabError
+from lab.models import ModelInfo
+
+log = logging.getLogger(__name__)
+
+#: image formats accepted from users (Pillow's names)
+IMAGE_FORMATS = ("PNG", "JPEG")
+#: refuse decoding anything larger than this many pixels (decompression bombs)
+MAX_PIXELS = 4096 * 4096
+
+
+@dataclass
+class Samples:
+    """Images uint8 [N, C, H, W] with labels int64 [N] (None for user files) and provenance."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    source: dict[str, Any]  # dataset/split/offset/n, or the file list
+    names: list[str] = field(default_factory=list)  # per image: "test[123]" or a file path
+    test_indices: list[int] | None = None
+
+
+def from_test_set(info: ModelInfo, n: int, offset: int = 0, data_dir: str | os.PathLike[str] | None = None) -> Samples:
+    """The test images ``offset .. offset+n-1`` of the dataset ``info`` was trained on.
+
+    LabError when ``n``/``offset`` do not fit the test set, or when the dataset found here
+    is not the one the model was trained on (its content fingerprint differs).
+    """
+    from lab.data import load_dataset
+
+    if not isinstance(n, int) or n < 1:
+        raise LabError(f"--n must be a whole number >= 1, got {n!r}")
+    if not isinstance(offset, int) or offset < 0:
+        raise LabError(f"--offset must be a whole number >= 0, got {offset!r}")
+    ds = load_dataset(info.dataset, data_dir)
+    if info.dataset_fingerprint and ds.fingerprint != info.dataset_fingerprint:
+        raise LabError(
+            f"the {ds.name} data found here ({ds.source}, fingerprint {ds.fingerprint[:12]}…) differs from "
+            f"the data the model was trained on (fingerprint {info.dataset_fingerprint[:12]}…)"
+        )
+    if not info.dataset_fingerprint:
+        log.warning("the checkpoint records no dataset fingerprint; cannot verify it matches %s", ds.name)
+    total = len(ds.test_y)
+    if offset + n > total:
+        raise LabError(
+            f"--n {n} from --offset {offset} asks for test images up to index {offset + n - 1}, "
+            f"but {ds.name} has {total} test images"
+        )
+    if tuple(ds.input_shape) != tuple(info.input_shape):
+        raise LabError(f"{ds.name} images are {ds.input_shape} but the model takes {tuple(info.input_shape)}")
+    stop = offset + n
+    return Samples(
+        x=ds.test_x[offset:stop],
+        y=ds.test_y[offset:stop].astype(np.int64),
+        source={"dataset": ds.name, "split": "test", "offset": offset, "n": n, "index_start": offset,
+                "index_stop": stop, "fingerprint": ds.fingerprint, "from": ds.source},  # fmt: skip
+        names=[f"test[{i}]" for i in range(offset, stop)],
+        test_indices=list(range(offset, stop)),
+    )
+
+
+def read_image(path: str | os.PathLike[str], info: ModelInfo) -> np.ndarray:
+    """One PNG/JPEG file as uint8 [C, H, W] with the model's channel count and size."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    c, h, w = (int(v) for v in info.input_shape)
+    if not p.is_file():
+        raise LabError(f"image {str(p)!r} does not exist")
+    try:
+        with Image.open(p) as img:
+            if img.format not in IMAGE_FORMATS:
+                raise LabError(f"image {str(p)!r} is {img.format}; use PNG or JPEG")
+            if img.width * img.height > MAX_PIXELS:
+                raise LabError(f"image {str(p)!r} is {img.width}x{img.height}, too large to decode")
+            if (img.width, img.height) != (w, h):
+                raise LabError(
+                    f"image {str(p)!r} is {img.width}x{img.height} pixels but the model takes {w}x{h}; resize it first"
+                )
+            img = ImageOps.exif_transpose(img)
+            if c == 1:
+                arr = np.asarray(img.convert("L"), dtype=np.uint8)[None]
+            elif c == 3:
+                arr = np.asarray(img.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
+            else:
+                raise LabError(f"the model takes {c}-channel images; only 1 (gray) and 3 (RGB) are supported for files")
+    except UnidentifiedImageError:
+        raise LabError(f"{str(p)!r} is not an image file Pillow can read (use PNG or JPEG)") from None
+    except OSError as exc:
+        raise LabError(f"image {str(p)!r} cannot be read ({exc})") from None
+    return np.ascontiguousarray(arr)
+
+
+def from_files(paths: Sequence[str | os.PathLike[str]], info: ModelInfo) -> Samples:
+    """User image files, in the order given; no labels (attacks then use the predictions)."""
+    if not paths:
+        raise LabError("no image file given")
+    x = np.stack([read_image(p, info) for p in paths])
+    return Samples(x=x, y=None, source={"files": [str(p) for p in paths]}, names=[str(p) for p in paths])
+
+
+def to_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float32 [N, C, H, W] in [0, 1] on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device).float().div_(255)
