@@ -39,8 +39,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The peers compared against: foolbox (a dependency) and torchattacks (benchmark only,
+# installed without its dependencies: it pins requests and pulls in torchvision).
 bench: setup
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks
 	$(BIN)/python benchmarks/train_throughput.py
+	test -f runs/mnist_smallcnn/model.safetensors || $(MAKE) demo
+	$(BIN)/python benchmarks/attack_speed.py --model runs/mnist_smallcnn
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

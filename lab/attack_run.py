@@ -176,7 +176,8 @@ class ImageOutcome:
     linf: float
     l2: float
     fooled: bool  # prediction_after != label
-    success: bool  # fooled (untargeted) or prediction_after == target (targeted)
+    #: untargeted: correct before and fooled after; targeted: target != label and prediction_after == target
+    success: bool
     target: int | None = None
     test_index: int | None = None
     perturbation_scale: float = 1.0
@@ -208,9 +209,9 @@ class AttackRunResult:
         return self.adversarial - self.clean
 
     def to_dict(self) -> dict[str, Any]:
-        from lab.report import _jsonable
+        from lab.report import jsonable
 
-        return _jsonable({
+        return jsonable({
             "format": ATTACK_RUN_FORMAT, "format_version": ATTACK_RUN_VERSION,
             "model": self.model, "attack": self.attack, "eps": self.eps, "norm": self.norm,
             "targeted": self.targeted, "label_source": self.label_source,
@@ -250,6 +251,7 @@ def run_attack(
     batch_size: int = 256,
     names: Sequence[str] | None = None,
     test_indices: Sequence[int] | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> AttackRunResult:
     """Run attack ``attack_name`` with ``settings`` at radius ``eps`` on ``images``.
 
@@ -257,7 +259,8 @@ def run_attack(
     [N, C, H, W] (numpy) or float [N, C, H, W] in [0, 1]. ``labels``: [N] class indices, or
     None to attack the model's own clean predictions (user images). ``target``: None
     (untargeted), a class index or name (every image gets that target), or ``"random"``
-    (a random other class per image, seeded by the ``seed`` setting).
+    (a random other class per image, seeded by the ``seed`` setting). ``names``,
+    ``test_indices`` and ``source`` (where the images came from) are recorded as given.
     """
     from attacks import ATTACKS
     from lab.evaluation import check_eps
@@ -267,7 +270,7 @@ def run_attack(
     path = getattr(checkpoint, "path", None)
     if batch_size < 1:
         raise LabError(f"batch size must be >= 1, got {batch_size}")
-    check_eps([eps], norm)
+    check_eps([eps], norm, info.input_shape)
     conf = attack_settings(attack_name, settings)
     attack = ATTACKS.get(attack_name)(eps=eps, norm=norm, **conf)
     device = next(model.parameters()).device
@@ -345,7 +348,7 @@ def run_attack(
             index=i, name=names[i], label=int(y[i]), label_name=cls[int(y[i])],
             prediction_before=int(pred0[i]), confidence_before=float(conf0[i]),
             prediction_after=int(pred1[i]), confidence_after=float(conf1[i]),
-            linf=float(linf[i]), l2=float(l2[i]), fooled=bool(fooled[i]), success=bool(success[i]),
+            linf=float(linf[i]), l2=float(l2[i]), fooled=bool(fooled[i]), success=bool(success[i] & over[i]),
             target=int(t[i]) if t is not None else None,
             test_index=int(test_indices[i]) if test_indices is not None else None,
             perturbation_scale=float(scale[i]),
@@ -363,5 +366,5 @@ def run_attack(
         accuracy_before=acc0, accuracy_after=acc1, success_rate=success_rate, success_rate_over=success_over,
         seconds=round(seconds, 4), class_names=cls,
         meta={"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "device": str(device),
-              "torch": torch.__version__},
+              "torch": torch.__version__, "data": dict(source or {})},
     )  # fmt: skip

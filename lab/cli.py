@@ -1,6 +1,6 @@
 """The ``lab`` command line. It parses arguments and renders what the Python API returns.
 
-Exit codes: 0 success, 1 a threshold missed (later: ``--fail-under``), 2 a user mistake
+Exit codes: 0 success, 1 a threshold missed (``lab eval --fail-under``), 2 a user mistake
 (one sentence on stderr, no traceback), 130 interrupted.
 """
 
@@ -219,7 +219,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from lab.checkpoint import load_model
     from lab.epsilon import parse_eps
-    from lab.eval_run import below_threshold, check_threshold, default_report_dir, eval_specs, evaluate_checkpoint
+    from lab.eval_run import (
+        below_threshold,
+        check_threshold,
+        default_report_dir,
+        eval_specs,
+        evaluate_checkpoint,
+    )
     from lab.evaluation import check_eps
     from lab.render import headline_text, pct, report_table, use_color, write_report
     from lab.runtime import pick_device
@@ -251,7 +257,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    from lab.attack_run import attack_setting_names, attack_settings, parse_params, run_attack
+    from lab.attack_run import (
+        attack_setting_names,
+        attack_settings,
+        parse_params,
+        resolve_target,
+        run_attack,
+    )
     from lab.checkpoint import load_model
     from lab.epsilon import default_eps, parse_eps
     from lab.evaluation import check_eps
@@ -279,14 +291,15 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise LabError("give either --image files or --n/--offset test images, not both")
     ckpt = load_model(args.model, pick_device(args.device))
     eps = values[0] if args.eps is not None else default_eps(ckpt.info, args.norm)
+    target: int | str | None = "random" if args.targeted_random else None
+    if args.target is not None:
+        target = resolve_target(ckpt.info.class_names, args.target)  # before any data is loaded
     if args.images:
         samples = from_files(args.images, ckpt.info)
     else:
         samples = from_test_set(ckpt.info, args.n if args.n is not None else 16, args.offset, args.data_dir)
-    target: str | None = "random" if args.targeted_random else args.target
     result = run_attack(ckpt, args.attack, settings, eps, args.norm, samples.x, samples.y, target,
-                        names=samples.names, test_indices=samples.test_indices)  # fmt: skip
-    result.meta["data"] = {k: v for k, v in samples.source.items() if k != "from"}
+                        names=samples.names, test_indices=samples.test_indices, source=samples.source)  # fmt: skip
     out = Path(args.out) if args.out else ckpt.path.parent / "attack" / f"{args.attack}-{args.norm}-{eps:g}"
     paths = write_attack_run(result, out)
     print(attack_summary(result))

@@ -97,7 +97,7 @@ def evaluate_checkpoint(
     specs, suite = eval_specs(suite, attacks)
     info = checkpoint.info
     eps_list = list(eps) if eps is not None else [default_eps(info, norm)]
-    eps_list = check_eps(eps_list, norm)
+    eps_list = check_eps(eps_list, norm, info.input_shape)
     if batch_size < 1:
         raise LabError(f"--batch-size must be >= 1, got {batch_size}")
     if checks and probe_n < 1:

@@ -88,14 +88,19 @@ def as_spec(a: AttackSpec | str) -> AttackSpec:
     return AttackSpec(a)
 
 
-def check_eps(eps: Sequence[float], norm: str) -> list[float]:
-    """Sorted, de-duplicated epsilons; LabError for a negative or out-of-range one."""
+def check_eps(eps: Sequence[float], norm: str, input_shape: Sequence[int] | None = None) -> list[float]:
+    """Sorted, de-duplicated epsilons; LabError for a negative or out-of-range one.
+
+    With ``input_shape`` (C, H, W) the L2 bound (the image diameter) is checked too.
+    """
     if not eps:
         raise LabError("at least one epsilon is needed")
     from attacks import make_threat
 
     for e in eps:
-        make_threat(norm, e)  # raises a LabError sentence for negative / too large values
+        threat = make_threat(norm, e)  # raises a LabError sentence for negative / too large values
+        if input_shape is not None:
+            threat.check_range(torch.zeros(1, *input_shape))
     return sorted(set(float(e) for e in eps))
 
 
@@ -156,7 +161,7 @@ def evaluate(
     specs = [as_spec(a) for a in attacks]
     if not specs:
         raise LabError("no attack to run: give --attack NAME or --suite")
-    eps_list = check_eps(eps, norm)
+    eps_list = check_eps(eps, norm, tuple(x.shape[1:]))
     y = y.to(x.device, torch.int64)
     t_all = time.perf_counter()
 

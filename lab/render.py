@@ -229,7 +229,7 @@ def report_table(report: RobustnessReport, color: bool = False) -> str:
     for r in report.results:
         label = eps_label(report, r.eps)
         if not r.attacks:
-            rows.append([label, "(none)", "-", "-", pct(r.robust_accuracy), "-", "-", "-", "-"])
+            rows.append([label, "(no attack)", "-", "-", pct(r.robust_accuracy), "-", "-", "-", "-"])
             continue
         for a in r.attacks:
             rows.append([label, a.attack, str(a.attacked), str(a.fooled), pct(a.robust_accuracy_after),
@@ -286,11 +286,12 @@ def plot_accuracy_vs_eps(report: RobustnessReport, path: str | os.PathLike[str])
     fig = Figure(figsize=(w / PLOT_DPI, h / PLOT_DPI), dpi=PLOT_DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
+    # The worst case underneath in bold, the attacks on top: the last attack's line often equals it.
+    ax.plot(eps, [100 * v for v in worst], color="black", linewidth=3.5, marker="s", markersize=6, alpha=0.8,
+            label="worst case (robust accuracy)", zorder=2)  # fmt: skip
     for title, ys in lines.items():
-        ax.plot(eps, [100 * v for v in ys], marker="o", markersize=4, linewidth=1.2, alpha=0.85,
-                label=f"after {title}")  # fmt: skip
-    ax.plot(eps, [100 * v for v in worst], color="black", linewidth=2.8, marker="s", markersize=5,
-            label="worst case (robust accuracy)")  # fmt: skip
+        ax.plot(eps, [100 * v for v in ys], marker="o", markersize=4, linewidth=1.3, label=f"after {title}",
+                zorder=3)  # fmt: skip
     if not _missing(report.clean_accuracy):
         clean = 100 * float(report.clean_accuracy)
         ax.axhline(clean, color="gray", linestyle=":", linewidth=1.2, label=f"clean accuracy {pct(report.clean_accuracy)}")

@@ -94,7 +94,7 @@ class RobustnessReport:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d = {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, **d}
-        return _jsonable(d)
+        return jsonable(d)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the report as JSON atomically."""
@@ -128,12 +128,12 @@ class RobustnessReport:
             raise LabError(f"report {str(p)!r} is incomplete ({exc})") from None
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """NaN/inf become None so the JSON is standard; tuples become lists."""
     if isinstance(obj, float):
         return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     return obj

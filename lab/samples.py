@@ -72,8 +72,10 @@ def from_test_set(info: ModelInfo, n: int, offset: int = 0, data_dir: str | os.P
     return Samples(
         x=ds.test_x[offset:stop],
         y=ds.test_y[offset:stop].astype(np.int64),
-        source={"dataset": ds.name, "split": "test", "offset": offset, "n": n, "index_start": offset,
-                "index_stop": stop, "fingerprint": ds.fingerprint, "from": ds.source},  # fmt: skip
+        source={
+            "dataset": ds.name, "split": "test", "offset": offset, "n": n, "index_start": offset,
+            "index_stop": stop, "fingerprint": ds.fingerprint, "from": ds.source,
+        },
         names=[f"test[{i}]" for i in range(offset, stop)],
         test_indices=list(range(offset, stop)),
     )
@@ -97,11 +99,11 @@ def read_image(path: str | os.PathLike[str], info: ModelInfo) -> np.ndarray:
                 raise LabError(
                     f"image {str(p)!r} is {img.width}x{img.height} pixels but the model takes {w}x{h}; resize it first"
                 )
-            img = ImageOps.exif_transpose(img)
+            upright = ImageOps.exif_transpose(img)
             if c == 1:
-                arr = np.asarray(img.convert("L"), dtype=np.uint8)[None]
+                arr = np.asarray(upright.convert("L"), dtype=np.uint8)[None]
             elif c == 3:
-                arr = np.asarray(img.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
+                arr = np.asarray(upright.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
             else:
                 raise LabError(f"the model takes {c}-channel images; only 1 (gray) and 3 (RGB) are supported for files")
     except UnidentifiedImageError:

@@ -250,7 +250,7 @@ def train(
     info = _model_info(cfg, ds)
     model = build_model(info).to(device)
     if cfg.runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = make_optimizer(cfg, model)
 
     history: list[dict[str, float]] = []

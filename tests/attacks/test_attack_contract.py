@@ -111,15 +111,32 @@ def test_fgsm_matches_the_closed_form_on_a_linear_model() -> None:
     torch.testing.assert_close(ATTACKS.get("fgsm")(eps=eps, norm="l2", precision="fp32")(model, x, y), expected2)
 
 
+#: (norm, eps, settings, minimum hit rate) for the targeted test; attacks not listed use TARGETED_DEFAULT.
+#: L2-only attacks get an L2 budget that PGD-40 also reaches the target with on ~all examples.
+TARGETED_DEFAULT = ("linf", 0.3, {"steps": 40}, 0.9)
+TARGETED = {
+    "fgsm": ("linf", 0.3, {}, 0.3),
+    "cw": ("l2", 5.0, {"steps": 100, "binary_search_steps": 1, "initial_const": 5.0, "stepsize": 0.05}, 0.9),
+}
+
+
 @pytest.mark.parametrize("name", [n for n in ATTACKS.names() if ATTACKS.get(n).targeted_ok])
 def test_targeted_attacks_reach_the_target(trained_fastnet, name: str) -> None:
     m, x, y = trained_fastnet.model, trained_fastnet.x, trained_fastnet.y
     target = (y + 1) % 10
-    kw = {"steps": 40} if name != "fgsm" else {}
-    x_adv = ATTACKS.get(name)(eps=0.3, **kw)(m, x, y, target=target)
+    norm, eps, kw, minimum = TARGETED.get(name, TARGETED_DEFAULT)
+    x_adv = ATTACKS.get(name)(eps=eps, norm=norm, **kw)(m, x, y, target=target)
     with torch.no_grad():
         hit = float((m(x_adv).argmax(1) == target).float().mean())
-    assert hit >= (0.3 if name == "fgsm" else 0.9), f"{name} reached the target on {hit:.0%}"
+    assert hit >= minimum, f"{name} reached the target on {hit:.0%}"
+
+
+@pytest.mark.parametrize("name", [n for n in ATTACKS.names() if not ATTACKS.get(n).targeted_ok])
+def test_untargeted_only_attacks_refuse_a_target(trained_fastnet, name: str) -> None:
+    cls = ATTACKS.get(name)
+    m, x, y = trained_fastnet.model, trained_fastnet.x[:4], trained_fastnet.y[:4]
+    with pytest.raises(LabError, match="is untargeted only"):
+        cls(eps=0.1, norm=cls.norms[0], **cls.quick_settings)(m, x, y, target=(y + 1) % 10)
 
 
 def test_restarts_and_early_stop_only_make_pgd_stronger(trained_fastnet) -> None:

@@ -1,0 +1,112 @@
+"""Attack speed: the lab against foolbox and torchattacks, same model, data and machine,
+one process.
+
+(a) Fixed-budget PGD generation (L-inf, 20 steps, random start, the same step size, no
+    early stopping): images/s of the lab's ``pgd`` (fp32, and its default precision),
+    foolbox's ``LinfPGD`` and torchattacks' ``PGD``; ratio to the fastest peer.
+(b) Robust accuracy to the same answer: the lab's evaluator (PGD-20 with its active set)
+    against foolbox's ``LinfPGD`` run the usual way over every image; the two robust
+    accuracies and the speed ratio.
+
+    python benchmarks/attack_speed.py --model runs/mnist_smallcnn [--n 500] [--eps 0.3 0.1]
+
+torchattacks is installed without its dependencies (it pins requests and pulls
+torchvision, which the lab avoids): ``pip install --no-deps torchattacks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+
+from lab.checkpoint import load_model
+from lab.data import load_dataset
+from lab.evaluation import AttackSpec, evaluate
+
+STEPS = 20
+
+
+def timed(fn: Callable[[], torch.Tensor], n: int, repeats: int) -> tuple[float, torch.Tensor]:
+    """Best-of-``repeats`` images/s of ``fn`` (after one warm-up call) and its last output."""
+    out = fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best, out
+
+
+def robust_acc(model: torch.nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model(x_adv).argmax(1) == y).float().mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="runs/mnist_smallcnn")
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--eps", type=float, nargs="+", default=[0.3, 0.1])
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import foolbox as fb
+
+    try:
+        import torchattacks
+    except ImportError:  # pragma: no cover - optional peer
+        torchattacks = None
+
+    ckpt = load_model(args.model)
+    model = ckpt.model.eval()
+    ds = load_dataset(ckpt.info.dataset)
+    x = torch.from_numpy(ds.test_x[: args.n]).float() / 255
+    y = torch.from_numpy(ds.test_y[: args.n])
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    print(f"{ckpt.info.arch} on {ckpt.info.dataset} ({args.model}), {args.n} test images, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+
+    from attacks import ATTACKS
+
+    for eps in args.eps:
+        alpha = 2.5 * eps / STEPS
+        print(f"\n== eps {eps:g}, PGD-{STEPS}, step {alpha:.4g} ==")
+        print("(a) fixed-budget generation (no early stopping)")
+        rows: list[tuple[str, float, float]] = []
+        for prec in ("fp32", "auto"):
+            lab_pgd = ATTACKS.get("pgd")(eps=eps, steps=STEPS, alpha=alpha, early_stop=False, precision=prec)
+            rate, adv = timed(lambda a=lab_pgd: a(model, x, y), args.n, args.repeats)
+            rows.append((f"lab pgd ({prec})", rate, robust_acc(model, adv, y)))
+        fb_pgd = fb.attacks.LinfPGD(abs_stepsize=alpha, steps=STEPS, random_start=True)
+        rate, adv = timed(lambda: fb_pgd(fmodel, x, y, epsilons=eps)[1], args.n, args.repeats)
+        peers = [("foolbox LinfPGD", rate, robust_acc(model, adv, y))]
+        if torchattacks is not None:
+            ta_pgd = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=STEPS, random_start=True)
+            rate, adv = timed(lambda: ta_pgd(x, y), args.n, args.repeats)
+            peers.append(("torchattacks PGD", rate, robust_acc(model, adv, y)))
+        fastest = max(r for _, r, _ in peers)
+        for name, rate, acc in rows + peers:
+            print(f"  {name:22s} {rate:8.1f} img/s  {rate / fastest:5.2f}x fastest peer  robust acc {100 * acc:6.2f}%")
+
+        print("(b) robust accuracy to the same answer")
+        spec = AttackSpec("pgd", {"steps": STEPS, "alpha": alpha})
+        t0 = time.perf_counter()
+        report = evaluate(model, x, y, [spec], [eps], checks=False, progress=False)
+        t_lab = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, _, success = fb_pgd(fmodel, x, y, epsilons=eps)
+        t_fb = time.perf_counter() - t0
+        acc_lab = report.results[0].robust_accuracy
+        acc_fb = 1.0 - float(success.float().mean())
+        print(f"  lab evaluate (active set) {t_lab:7.2f} s  robust acc {100 * acc_lab:6.2f}%")
+        print(f"  foolbox LinfPGD           {t_fb:7.2f} s  robust acc {100 * acc_fb:6.2f}%")
+        print(f"  speed-up {t_fb / t_lab:.2f}x, accuracy difference {100 * (acc_lab - acc_fb):+.2f} points")
+
+
+if __name__ == "__main__":
+    main()
