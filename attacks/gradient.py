@@ -113,52 +113,56 @@ class GradientAttack(Attack):
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """One run: (adversarial images, their loss, success flags), all [B]-aligned with ``x``."""
+        """One run: (adversarial images, their loss, success flags), all [B]-aligned with ``x``.
+
+        The active examples are kept as compact tensors (``xa``, ``x0``, ``ya``, ``ta``,
+        ``ga``) that shrink when examples succeed, so a step does no gather or scatter.
+        """
         threat = self.threat
         dtype = pick_dtype(self.precision, x.device)
         if self.random_start:
-            x_adv = (x + threat.project(threat.init(x, gen))).clamp(0.0, 1.0)
+            xa = (x + threat.project(threat.init(x, gen))).clamp(0.0, 1.0)
         else:
-            x_adv = x.clone()
-        g = torch.zeros_like(x) if self.momentum > 0 else None
-        out = x_adv.clone()
+            xa = x.clone()
+        out = xa.clone()
         out_loss = torch.full((x.shape[0],), -math.inf, device=x.device)
         ok = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         idx = torch.arange(x.shape[0], device=x.device)
+        x0, ya, ta = x, y, target
+        ga = torch.zeros_like(x) if self.momentum > 0 else None
         for _ in range(self.steps):
-            xa = x_adv[idx].requires_grad_(True)
+            xa.requires_grad_(True)
             with autocast(x.device, dtype):
                 logits = model(xa)
-            t = target[idx] if target is not None else None
-            loss = self.loss_fn(logits.float(), y[idx], t)
+            loss = self.loss_fn(logits.float(), ya, ta)
             (grad,) = torch.autograd.grad(loss.sum(), xa)
+            xa = xa.detach()
             if self.early_stop:
-                hit = is_success(logits.detach(), y[idx], t)
+                hit = is_success(logits.detach(), ya, ta)
                 if dtype is not None and hit.any():  # confirm low-precision successes in fp32
                     sub = hit.nonzero().squeeze(1)
                     with torch.no_grad():
-                        real = is_success(model(xa.detach()[sub]), y[idx][sub], t[sub] if t is not None else None)
+                        real = is_success(model(xa[sub]), ya[sub], ta[sub] if ta is not None else None)
                     hit[sub[~real]] = False
                 if hit.any():
                     won = idx[hit]
-                    out[won] = xa.detach()[hit]
+                    out[won] = xa[hit]
                     out_loss[won] = loss.detach()[hit]
                     ok[won] = True
                     keep = ~hit
-                    idx, grad = idx[keep], grad[keep]
-                    if idx.numel() == 0:
+                    if not keep.any():
                         return out, out_loss, ok
-            if g is not None:
+                    idx, xa, x0, ya, grad = idx[keep], xa[keep], x0[keep], ya[keep], grad[keep]
+                    ta = ta[keep] if ta is not None else None
+                    ga = ga[keep] if ga is not None else None
+            if ga is not None:
                 l1 = grad.abs().flatten(1).sum(1).clamp_min(1e-12).view(-1, *([1] * (x.ndim - 1)))
-                g[idx] = self.momentum * g[idx] + grad / l1
-                grad = g[idx]
-            x_i = x[idx]
-            delta = threat.project(x_adv[idx] - x_i + self.alpha * threat.step(grad))
-            x_adv[idx] = (x_i + delta).clamp(0.0, 1.0)
+                ga = self.momentum * ga + grad / l1
+                grad = ga
+            xa = (x0 + threat.project(xa - x0 + self.alpha * threat.step(grad))).clamp_(0.0, 1.0)
         with torch.no_grad():  # the last iterate has not been looked at yet
-            t = target[idx] if target is not None else None
-            logits = model(x_adv[idx])
-            out[idx] = x_adv[idx]
-            out_loss[idx] = self.loss_fn(logits.float(), y[idx], t)
-            ok[idx] = is_success(logits, y[idx], t)
+            logits = model(xa)
+            out[idx] = xa
+            out_loss[idx] = self.loss_fn(logits.float(), ya, ta)
+            ok[idx] = is_success(logits, ya, ta)
         return out, out_loss, ok
