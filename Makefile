@@ -1,5 +1,5 @@
 # The two set-up commands of the README:
-#   make demo   install everything, fetch data, train the default model, print its accuracy
+#   make demo   install everything, fetch data, train the default model, evaluate it under attack
 #   make test   install everything and run the tests
 # TORCH picks the PyTorch build to install first (default: the CPU build 2.13.0 that pip
 # finds on the lab's machines); use e.g. TORCH=torch for the newest release from PyPI.
@@ -35,6 +35,7 @@ demo: setup
 	$(BIN)/lab data fetch mnist
 	$(BIN)/lab train --config configs/mnist_smallcnn.toml --out runs/mnist_smallcnn $(if $(wildcard runs/mnist_smallcnn/train_state.safetensors),--resume,)
 	$(BIN)/lab models runs
+	$(BIN)/lab eval --model runs/mnist_smallcnn --suite quick --eps 0,0.05,0.1,0.2,0.3 --n 1000
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

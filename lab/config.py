@@ -1,7 +1,7 @@
 """Training recipes: TOML files in ``configs/`` resolved into typed dataclasses.
 
-A recipe has the sections ``[data]``, ``[model]``, ``[train]`` and ``[runtime]`` plus
-top-level ``name`` and ``seed``. Unknown keys, wrong types and out-of-range values are
+A recipe has the sections ``[data]``, ``[model]``, ``[train]``, ``[defense]`` and
+``[runtime]`` plus top-level ``name`` and ``seed``. Unknown keys, wrong types and out-of-range values are
 ``ConfigError`` with one sentence naming the key. ``--set section.key=value`` overrides
 take TOML literals (``train.lr=0.05``, ``runtime.compile=true``) or bare strings
 (``data.dataset=fashion-mnist``).
@@ -10,6 +10,7 @@ take TOML literals (``train.lr=0.05``, ``runtime.compile=true``) or bare strings
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -51,6 +52,29 @@ class TrainConfig:
 
 
 @dataclass
+class DefenseConfig:
+    """Adversarial training (``defenses/``): which recipe and its threat model.
+
+    Each defense reads only some of these keys; setting one it does not read is an error.
+    """
+
+    name: str = "none"  # none (standard training) | pgd_at | fgsm_rs | trades
+    norm: str = "linf"  # linf | l2: the threat model trained against
+    eps: float = 0.0  # its radius in [0, 1] pixel units; > 0 for every defense but none
+    steps: int = 10  # pgd_at, trades: steps of the inner maximization
+    alpha: float = 0.0  # inner step size; 0: the method's default (2.5*eps/steps; fgsm_rs 1.25*eps)
+    random_start: bool = True  # pgd_at: start uniformly in the ball (Madry et al.)
+    beta: float = 6.0  # trades: weight of the KL(clean || adversarial) term
+    eps_warmup_epochs: float = 0.0  # eps grows linearly from 0 over this many epochs (per step)
+    # The catastrophic-overfitting guard: PGD accuracy of a fixed training batch after each epoch.
+    guard: str = "auto"  # auto (rollback for fgsm_rs, off otherwise) | rollback | stop | off
+    guard_drop: float = 0.2  # a collapse: PGD accuracy this far (a fraction) below the best epoch's
+    guard_floor: float = 0.0  # ... or below this accuracy (0: no floor)
+    guard_batch: int = 512  # training images it measures on
+    guard_steps: int = 10  # PGD steps of that measurement
+
+
+@dataclass
 class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 where the hardware has it) | fp32 | bf16
@@ -66,6 +90,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    defense: DefenseConfig = field(default_factory=DefenseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,11 +102,17 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.schedule": ("onecycle", "cosine", "constant"),
     "runtime.precision": ("auto", "fp32", "bf16"),
+    "defense.norm": ("linf", "l2"),
+    "defense.guard": ("auto", "rollback", "stop", "off"),
 }
-_POSITIVE = ("train.epochs", "train.batch_size", "train.lr", "train.eval_batch_size")
+_POSITIVE = (
+    "train.epochs", "train.batch_size", "train.lr", "train.eval_batch_size", "defense.steps",
+    "defense.guard_drop", "defense.guard_batch", "defense.guard_steps",
+)  # fmt: skip
 _NON_NEGATIVE = (
     "data.crop_padding", "data.train_subset", "data.test_subset", "train.momentum",
     "train.weight_decay", "train.label_smoothing", "train.grad_clip", "runtime.threads",
+    "defense.eps", "defense.alpha", "defense.beta", "defense.eps_warmup_epochs", "defense.guard_floor",
 )  # fmt: skip
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -128,6 +159,9 @@ def _apply(cfg: Any, prefix: str, values: dict[str, Any]) -> None:
 def validate(cfg: RunConfig) -> RunConfig:
     """Range and choice checks that types alone do not catch."""
     flat = flatten(cfg.to_dict())
+    for key, value in flat.items():
+        if key.startswith("defense.") and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
     for key, choices in _CHOICES.items():
         if flat[key] not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {flat[key]!r}")
@@ -144,7 +178,23 @@ def validate(cfg: RunConfig) -> RunConfig:
     dev = cfg.runtime.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"runtime.device must be auto, cpu, cuda or cuda:N, got {dev!r}")
+    _validate_defense(cfg.defense)
     return cfg
+
+
+def _validate_defense(d: DefenseConfig) -> None:
+    if d.norm == "linf" and d.eps > 1:
+        raise ConfigError(
+            f"defense.eps {d.eps:g} is above the data range: an L-inf radius is at most 1 (images are in [0, 1])"
+        )
+    if d.guard_drop > 1:
+        raise ConfigError(f"defense.guard_drop is a fraction of accuracy in (0, 1], got {d.guard_drop!r}")
+    if d.guard_floor >= 1:
+        raise ConfigError(f"defense.guard_floor is an accuracy below 1, got {d.guard_floor!r}")
+    # The defenses' registry decides which keys a defense reads; imported here, on use.
+    from defenses import check_config
+
+    check_config(d)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -311,7 +311,7 @@ def plot_accuracy_vs_eps(report: RobustnessReport, path: str | os.PathLike[str])
     if report.failed_checks:
         ax.text(0.01, 0.01, "gradient-masking check failed: " + ", ".join(c.name for c in report.failed_checks),
                 transform=ax.transAxes, color="red", fontsize=8, va="bottom")  # fmt: skip
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     target = Path(path)
     with atomic_path(target) as tmp:

@@ -11,6 +11,11 @@ run folder (see :mod:`lab.checkpoint`). What makes it fast:
   read only when the progress bar refreshes;
 * optional ``torch.compile`` (``runtime.compile``) with a warm-up step before timing.
 
+Adversarial training: the loop asks the recipe's defense (``[defense]``, see
+:mod:`defenses`) for each step's loss instead of computing cross-entropy itself; with a
+catastrophic-overfitting guard it measures PGD accuracy after each epoch and rolls back
+to (or stops at) the best epoch on a collapse, saying so in the log and the checkpoint.
+
 Every completed epoch is committed atomically to ``train_state.safetensors`` (weights,
 optimizer, RNG, history) and ``model.safetensors``; ``resume=True`` continues from there.
 Under ``torchrun`` it runs DistributedDataParallel (NCCL on GPUs, gloo on CPU); rank 0
@@ -40,6 +45,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import lab
+from defenses import CollapseGuard, Defense, build_defense, build_guard
 from lab import checkpoint as ckpt
 from lab.config import RunConfig, flatten, from_dict
 from lab.data import Dataset, load_dataset
@@ -120,7 +126,8 @@ def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
 # ---------------------------------------------------------------- train state (resume)
 
 
-def _state_tensors(model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _state_tensors(model: nn.Module, opt: torch.optim.Optimizer, *,
+                   rng: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # fmt: skip
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     sd = opt.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
@@ -130,14 +137,15 @@ def _state_tensors(model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict[s
                 tensors[f"optim.{pid}.{name}"] = val
             else:
                 scalars.setdefault(str(pid), {})[name] = val
-    tensors["rng.cpu"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    if rng:
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
     return tensors, {"optim_groups": sd["param_groups"], "optim_scalars": scalars}
 
 
 def _restore_state(tensors: dict[str, torch.Tensor], record: dict[str, Any], model: nn.Module,
-                   opt: torch.optim.Optimizer, where: str) -> None:  # fmt: skip
+                   opt: torch.optim.Optimizer, where: str, *, rng: bool = True) -> None:  # fmt: skip
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     ckpt.load_state_into(model, weights, where)
     state: dict[int, dict[str, Any]] = {}
@@ -151,9 +159,17 @@ def _restore_state(tensors: dict[str, torch.Tensor], record: dict[str, Any], mod
         opt.load_state_dict({"state": state, "param_groups": record["optim_groups"]})
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{where} has an optimizer state that does not fit this recipe ({exc})") from None
+    if not rng:
+        return
     torch.set_rng_state(tensors["rng.cpu"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+
+def snapshot(model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A copy of the weights and optimizer state (no RNG) the guard can roll back to."""
+    tensors, meta = _state_tensors(model, opt, rng=False)
+    return {k: v.detach().clone() for k, v in tensors.items()}, meta
 
 
 def _resume_config(out: Path, cfg: RunConfig | None, overrides: tuple[str, ...]) -> tuple[RunConfig, Path]:
@@ -252,6 +268,9 @@ def train(
     if cfg.runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = make_optimizer(cfg, model)
+    defense = build_defense(cfg.defense, input_shape=info.input_shape, dtype=amp_dtype,
+                            label_smoothing=cfg.train.label_smoothing)  # fmt: skip
+    guard = build_guard(defense, train_data, cfg.seed)
 
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -264,6 +283,8 @@ def train(
         history = list(record.get("history", []))
         start_epoch = int(record["epochs_completed"])
         wall_before = float(record.get("wall_time_s", 0.0))
+        if guard is not None:
+            guard.load_state(tensors, record.get("guard") or {}, device)
         if dd.main:
             log.info("resuming %s after epoch %d", out, start_epoch)
 
@@ -283,7 +304,6 @@ def train(
         "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "source": ds.source},
         "versions": versions(),
         "git_commit": git_commit(),
-        "defense": None,
     }
 
     def commit(epoch_done: int, wall: float, status: str, metrics: dict[str, float]) -> None:
@@ -299,25 +319,35 @@ def train(
             "history": history,
         }
         tensors, opt_meta = _state_tensors(model, opt)
-        record = ckpt.model_record(model, **base, **opt_meta, history=history, epochs_completed=epoch_done,
+        extra: dict[str, Any] = {"defense": _defense_record(defense, guard)}
+        if guard is not None:
+            guard_tensors, extra["guard"] = guard.state()
+            tensors.update(guard_tensors)
+        record = ckpt.model_record(model, **base, **opt_meta, **extra, history=history, epochs_completed=epoch_done,
                                    wall_time_s=wall)  # fmt: skip
         ckpt.save_tensors(out / ckpt.STATE_FILE, tensors, record)
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        ckpt.save_model(out, model, **base, status=status, metrics=metrics, training=training, created=created)
+        ckpt.save_model(out, model, **base, defense=extra["defense"], status=status, metrics=metrics,
+                        training=training, created=created)  # fmt: skip
 
     if start_epoch >= cfg.train.epochs:
         log.info("%s already completed %d epochs", out, start_epoch)
+    stopped = guard is not None and guard.stopped
+    if stopped and start_epoch < cfg.train.epochs:
+        log.info("%s was stopped early by the catastrophic-overfitting guard after epoch %d", out, start_epoch)
 
     if cfg.runtime.compile and start_epoch < cfg.train.epochs:
         _warm_up(step_fn, train_data, per_rank_batch, device, amp_dtype, cfg)
 
     t_run = time.perf_counter()
     try:
-        for epoch in range(start_epoch, cfg.train.epochs):
+        for epoch in range(start_epoch, cfg.train.epochs if not stopped else start_epoch):
             row = _train_epoch(cfg, step_fn, opt, train_data, epoch, steps_per_epoch, total_steps,
-                               per_rank_batch, dd, device, amp_dtype, progress)  # fmt: skip
+                               per_rank_batch, dd, device, amp_dtype, progress, defense)  # fmt: skip
             if dd.world > 1:
                 dist.barrier()
+            if guard is not None:
+                stopped = _guard_check(guard, epoch + 1, model, opt, row, dd, device)
             row["test_acc"] = accuracy(model, test_data, cfg.train.eval_batch_size) if dd.main else float("nan")
             history.append(row)
             if dd.main:
@@ -328,7 +358,11 @@ def train(
             wall = wall_before + time.perf_counter() - t_run
             done = epoch + 1 == cfg.train.epochs
             metrics = {"test_acc": row["test_acc"], "train_loss": row["loss"], "train_acc": row["train_acc"]}
-            commit(epoch + 1, wall, "complete" if done else "running", metrics)
+            if "guard_pgd_acc" in row:
+                metrics["guard_pgd_acc"] = row["guard_pgd_acc"]
+            commit(epoch + 1, wall, "stopped_early" if stopped else "complete" if done else "running", metrics)
+            if stopped:
+                break
     except KeyboardInterrupt:
         if dd.main:
             log.warning("interrupted; finished epochs are saved in %s (continue with --resume)", out)
@@ -344,6 +378,38 @@ def train(
     if history:
         metrics.update(train_loss=history[-1]["loss"], train_acc=history[-1]["train_acc"])
     return TrainResult(out_dir=out, model=model.eval(), metrics=metrics, history=history, wall_time_s=wall)
+
+
+def _defense_record(defense: Defense, guard: CollapseGuard | None) -> dict[str, Any] | None:
+    """The checkpoint's ``defense`` field: None for standard training."""
+    if not defense.adversarial:
+        return None
+    rec: dict[str, Any] = {"name": defense.name, "settings": defense.settings()}
+    if guard is not None:
+        rec["guard"] = guard.summary()
+        rec["guard_events"] = [e.to_dict() for e in guard.events]
+    return rec
+
+
+def _guard_check(guard: CollapseGuard, epoch: int, model: LabModel, opt: torch.optim.Optimizer,
+                 row: dict[str, float], dd: _Dist, device: torch.device) -> bool:  # fmt: skip
+    """Measure and judge the epoch just trained; roll back on a collapse. True: stop training."""
+    acc = guard.measure(model)
+    if dd.world > 1:  # every rank decides the same
+        t = torch.tensor(acc, device=device, dtype=torch.float64)
+        dist.all_reduce(t)
+        acc = float(t) / dd.world
+    row["guard_pgd_acc"] = acc
+    event = guard.judge(epoch, acc, lambda: snapshot(model, opt))
+    if event is None:
+        return False
+    assert guard.best is not None
+    best = {k: v.clone() for k, v in guard.best[0].items()}  # the optimizer adopts these tensors; keep ours
+    _restore_state(best, guard.best[1], model, opt, f"the guard's snapshot of epoch {guard.best_epoch}", rng=False)
+    row["restored_epoch"] = event.restored_epoch
+    if dd.main:
+        log.warning("%s", event.message(guard.what))
+    return event.action == "stop"
 
 
 def _loss(cfg: RunConfig, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -365,7 +431,8 @@ def _warm_up(step_fn: nn.Module, data: DeviceData, batch: int, device: torch.dev
 
 def _train_epoch(cfg: RunConfig, step_fn: nn.Module, opt: torch.optim.Optimizer, data: DeviceData,
                  epoch: int, steps_per_epoch: int, total_steps: int, batch: int, dd: _Dist,
-                 device: torch.device, dtype: torch.dtype | None, progress: bool) -> dict[str, float]:  # fmt: skip
+                 device: torch.device, dtype: torch.dtype | None, progress: bool,
+                 defense: Defense) -> dict[str, float]:  # fmt: skip
     step_fn.train()
     order = data.permutation(cfg.seed, epoch)
     if dd.world > 1:
@@ -386,9 +453,8 @@ def _train_epoch(cfg: RunConfig, step_fn: nn.Module, opt: torch.optim.Optimizer,
             g["lr"] = lr
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, dtype):
-            logits = step_fn(x)
-        loss = _loss(cfg, logits, y)
+        defense.set_progress(step / steps_per_epoch)  # the epsilon warm-up (a float, no sync)
+        loss, logits = defense.loss(step_fn, x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.train.grad_clip > 0:
