@@ -44,7 +44,7 @@ class ThreatModel(ABC):
     def project(self, delta: torch.Tensor) -> torch.Tensor:
         """The closest point of the ball (for L-inf and L2: clip / rescale)."""
 
-    def check_range(self, x: torch.Tensor) -> None:
+    def check_range(self, x: torch.Tensor) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Refuse an epsilon larger than the whole [0, 1] data range allows."""
 
     def __repr__(self) -> str:
@@ -92,7 +92,7 @@ class L2Ball(ThreatModel):
     def norm(self, delta: torch.Tensor) -> torch.Tensor:
         return _flat_norm(delta, 2)
 
-    def check_range(self, x: torch.Tensor) -> None:
+    def check_range(self, x: torch.Tensor) -> None:  # noqa: B027 - optional hook, a no-op by default
         diameter = math.sqrt(x[0].numel())
         if self.eps > diameter:
             raise LabError(

@@ -85,11 +85,11 @@ def main() -> None:
             rate, adv = timed(lambda a=lab_pgd: a(model, x, y), args.n, args.repeats)
             rows.append((f"lab pgd ({prec})", rate, robust_acc(model, adv, y)))
         fb_pgd = fb.attacks.LinfPGD(abs_stepsize=alpha, steps=STEPS, random_start=True)
-        rate, adv = timed(lambda: fb_pgd(fmodel, x, y, epsilons=eps)[1], args.n, args.repeats)
+        rate, adv = timed(lambda a=fb_pgd, e=eps: a(fmodel, x, y, epsilons=e)[1], args.n, args.repeats)
         peers = [("foolbox LinfPGD", rate, robust_acc(model, adv, y))]
         if torchattacks is not None:
             ta_pgd = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=STEPS, random_start=True)
-            rate, adv = timed(lambda: ta_pgd(x, y), args.n, args.repeats)
+            rate, adv = timed(lambda a=ta_pgd: a(x, y), args.n, args.repeats)
             peers.append(("torchattacks PGD", rate, robust_acc(model, adv, y)))
         fastest = max(r for _, r, _ in peers)
         for name, rate, acc in rows + peers:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from lab.errors import ConfigError
 

@@ -44,7 +44,8 @@ class AttentionCNN(nn.Module):
         self.att1 = SpatialAttention()
         self.stage2 = _stage(32, 64)
         self.att2 = SpatialAttention()
-        self.pool = nn.MaxPool2d(2)
+        self.pool1 = nn.MaxPool2d(2)  # two modules, not one reused: DeepLift hooks need distinct modules
+        self.pool2 = nn.MaxPool2d(2)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 128), nn.ReLU(),
             nn.Linear(128, num_classes),
@@ -53,8 +54,8 @@ class AttentionCNN(nn.Module):
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits [B, classes] and the attention maps of both stages ([B,1,H,W], [B,1,H/2,W/2])."""
         h, a1 = self.att1(self.stage1(x))
-        h, a2 = self.att2(self.stage2(self.pool(h)))
-        return self.head(self.pool(h)), [a1, a2]
+        h, a2 = self.att2(self.stage2(self.pool1(h)))
+        return self.head(self.pool2(h)), [a1, a2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_attention(x)[0]
