@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_eval_parser(sub)
     _add_attack_parser(sub)
+    _add_explain_parser(sub)
 
     p = sub.add_parser("data", help="fetch datasets and show where they come from")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -124,6 +125,34 @@ def _add_attack_parser(sub: Any) -> None:
     p.add_argument("--out", help="output folder (default: RUN/attack/<attack>-<norm>-<eps>)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--seed", type=int, help="the attack's random seed (default: 0)")
+
+
+def _add_explain_parser(sub: Any) -> None:
+    p = sub.add_parser("explain", help="explanation maps of a few images, clean and attacked", description=(
+        "Explain test images of the model's dataset (or --image files) with one or more methods; with --attack "
+        "also the adversarial images. --compare puts several models side by side on the same images. Writes "
+        "explanations.png (the grid) and explanations.json to --out."))  # fmt: skip
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", help="run folder or model.safetensors")
+    g.add_argument("--compare", nargs="+", metavar="RUN", help="several models on the same images (rows by model)")
+    p.add_argument("--method", required=True, help="comma-separated methods, e.g. ig,gradcam,attention "
+                   "(aliases: ig, sg, ixg, gbp, shap)")  # fmt: skip
+    p.add_argument("--images", metavar="START:STOP", help="test-set indices, e.g. 0:16 (default: 0:8)")
+    p.add_argument("--image", dest="image_files", action="extend", nargs="+", default=[], metavar="PATH",
+                   help="explain these PNG/JPEG files instead of test images")  # fmt: skip
+    p.add_argument("--attack", help="also explain adversarial images from this attack, e.g. pgd")
+    p.add_argument("--eps", help="the attack's epsilon, e.g. 0.3 or 8/255 (default: 0.3 L-inf / 1.5 L2 "
+                   "grayscale, 8/255 / 0.5 RGB)")  # fmt: skip
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="the attack's threat model (default: linf)")
+    p.add_argument("--target", metavar="CLASS", help="explain this class (index or name) instead of the prediction")
+    p.add_argument("--quick", action="store_true", help="each method's cheap preview settings (fewer samples/steps)")
+    p.add_argument("--metrics", action="store_true",
+                   help="also measure each method: deletion/insertion AUC vs a random map, infidelity, "
+                        "sensitivity, the model-randomization sanity check and, with --attack, map similarity "
+                        "under attack (written to metrics.json)")  # fmt: skip
+    _add_data_dir(p)
+    p.add_argument("--out", help="output folder (default: RUN/explain)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
 
 
 # ---------------------------------------------------------------- commands
@@ -307,7 +336,105 @@ def cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "attack": cmd_attack, "models": cmd_models, "data": cmd_data}
+def parse_index_range(text: str) -> tuple[int, int]:
+    """``"0:16"`` -> (0, 16); ``"5"`` -> (5, 6). LabError otherwise."""
+    start, sep, stop = text.strip().partition(":")
+    try:
+        a = int(start) if start.strip() else 0
+        b = int(stop) if sep else a + 1
+    except ValueError:
+        raise LabError(f"--images {text!r} must be START:STOP test-set indices, e.g. 0:16") from None
+    if a < 0 or b <= a:
+        raise LabError(f"--images {text!r} must satisfy 0 <= START < STOP, e.g. 0:16")
+    return a, b
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from explain.run import explain_summary, resolve_methods, run_explain, write_explain_run
+    from lab.attack_run import resolve_target
+    from lab.checkpoint import load_model
+    from lab.epsilon import parse_eps
+    from lab.evaluation import check_eps
+    from lab.runtime import pick_device
+    from lab.samples import from_files, from_test_set
+
+    methods = resolve_methods(args.method)  # unknown method: fail before loading anything
+    if args.image_files and args.images:
+        raise LabError("give either --image files or --images START:STOP test images, not both")
+    eps = None
+    if args.eps is not None:
+        if args.attack is None:
+            raise LabError("--eps needs --attack")
+        values = parse_eps(args.eps)
+        if len(values) != 1:
+            raise LabError(f"lab explain takes one epsilon, got {len(values)} ({args.eps})")
+        check_eps(values, args.norm)
+        eps = values[0]
+    if args.attack is not None:
+        from attacks import ATTACKS
+
+        ATTACKS.get(args.attack)
+    device = pick_device(args.device)
+    runs = [args.model] if args.model else list(args.compare)
+    ckpts = [load_model(r, device) for r in runs]
+    first = ckpts[0].info
+    target = resolve_target(first.class_names, args.target) if args.target is not None else None
+    if args.image_files:
+        samples = from_files(args.image_files, first)
+    else:
+        start, stop = parse_index_range(args.images or "0:8")
+        for c in ckpts[1:]:
+            if c.info.dataset != first.dataset:
+                raise LabError(f"test images of {first.dataset} cannot go to a model trained on {c.info.dataset}; "
+                               "give --image files")  # fmt: skip
+        samples = from_test_set(first, stop - start, start, args.data_dir)
+    result = run_explain(ckpts, methods, samples.x, samples.y, attack=args.attack, eps=eps, norm=args.norm,
+                         target=target, quick=args.quick, names=samples.names, source=samples.source)  # fmt: skip
+    out = Path(args.out) if args.out else ckpts[0].path.parent / "explain"
+    paths = write_explain_run(result, out)
+    for line in explain_summary(result):
+        print(line)
+    w, h = paths["size"]
+    print(f"{paths['png'].name} ({w}x{h}) and {paths['json'].name} -> {out}")
+    if args.metrics:
+        _explain_metrics(args, ckpts, methods, samples, eps, out)
+    return 0
+
+
+def _explain_metrics(args: argparse.Namespace, ckpts: list[Any], methods: list[str], samples: Any,
+                     eps: float | None, out: Path) -> None:  # fmt: skip
+    """``lab explain --metrics``: the quality table per model, printed and written to metrics.json."""
+    import torch
+
+    from explain.quality import quality_table
+    from lab.io import atomic_write_json
+    from lab.report import jsonable
+
+    if samples.y is None:
+        raise LabError("--metrics needs labelled test images (--images), not --image files")
+    tables: dict[str, Any] = {}
+    for ck in ckpts:
+        dev = next(ck.model.parameters()).device
+        x = torch.as_tensor(samples.x).to(dev)
+        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        y = torch.as_tensor(samples.y).to(dev, torch.int64)
+        table = quality_table(ck.model, x, y, methods, quick=args.quick, attack=args.attack, eps=eps, norm=args.norm)
+        tables[str(ck.path.parent)] = table
+        print(f"\n{ck.path.parent}: deletion AUC (lower is better) / insertion AUC (higher), random map "
+              f"{next(iter(table.values()))['random_deletion_auc']:.3f} / "
+              f"{next(iter(table.values()))['random_insertion_auc']:.3f}")  # fmt: skip
+        for name, row in table.items():
+            ua = row.get("under_attack")
+            extra = f"  clean-vs-adv Spearman {ua['spearman']:.2f}, top-10% IoU {ua['top_k_iou']:.2f}" if ua else ""
+            print(f"  {name:22s} del {row['deletion_auc']:.3f}  ins {row['insertion_auc']:.3f}  "
+                  f"infidelity {row['infidelity']:.3g}  sensitivity {row['sensitivity']:.3g}  sanity "
+                  f"{'PASS' if row['sanity']['passed'] else 'FAIL'} (rho {row['sanity']['final_spearman']:.2f}){extra}")
+    atomic_write_json(out / "metrics.json", jsonable({"images": samples.names, "models": tables}))
+    print(f"metrics.json -> {out}")
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "attack": cmd_attack, "explain": cmd_explain,
+            "models": cmd_models, "data": cmd_data}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
