@@ -190,8 +190,12 @@ class Explainer(ABC):
         device = model_device(model)
         xin = x.detach().to(device=device, dtype=torch.float32)
         with frozen_eval(model), no_hooks_left(model):
-            with torch.no_grad():
-                logits = model(xin)
+            n_classes = getattr(getattr(model, "info", None), "num_classes", None)
+            if target is None or n_classes is None:  # a forward pass only when the prediction is needed
+                with torch.no_grad():
+                    logits = model(xin)
+            else:
+                logits = torch.empty(xin.shape[0], n_classes, device=device)
             t = resolve_target(logits, target)
             with torch.enable_grad(), warnings.catch_warnings():
                 for message in _CAPTUM_NOTICES:  # captum's notes about what this class already handles
