@@ -16,9 +16,7 @@ Subclasses implement :meth:`Attack.perturb` only.
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -26,23 +24,8 @@ from torch import nn
 
 from attacks.threat import ThreatModel, make_threat
 from lab.errors import LabError
+from lab.models.base import check_images, frozen_eval  # noqa: F401 - frozen_eval is part of this module's API
 from lab.registry import Registry
-
-
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and ``requires_grad=False`` on every parameter, both restored on exit."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 def num_classes_of(model: nn.Module) -> int | None:
@@ -52,15 +35,7 @@ def num_classes_of(model: nn.Module) -> int | None:
 
 def check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> None:
     """One-sentence LabErrors for inputs an attack must not silently accept."""
-    if not torch.is_tensor(x) or not x.is_floating_point():
-        raise LabError(f"images must be a float tensor in [0, 1], got {getattr(x, 'dtype', type(x).__name__)}")
-    if x.ndim != 4:
-        raise LabError(f"images must be shaped [B, C, H, W], got {tuple(x.shape)}")
-    if torch.isnan(x).any():
-        raise LabError("images contain NaN values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
-        raise LabError(f"images must lie in [0, 1] (the lab's pixel space), got values in [{lo:.3g}, {hi:.3g}]")
+    check_images(x, allow_empty=True)
     n = num_classes_of(model)
     for name, t in (("labels", y), ("targets", target)):
         if t is None:

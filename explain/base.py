@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.modules import module as _module
 
 from lab.errors import LabError
+from lab.models.base import check_images, frozen_eval  # noqa: F401 - shared checks, re-exported for explain.*
 from lab.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -55,22 +56,6 @@ _CAPTUM_NOTICES = (
     r"Setting forward, backward hooks and attributes on non-linear",
     r"Setting backward hooks on ReLU activations",
 )
-
-
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and ``requires_grad=False`` on every parameter, both restored on exit."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 def hook_snapshot(model: nn.Module) -> dict[tuple[int, str], set[Any]]:
@@ -117,22 +102,6 @@ def model_device(model: nn.Module) -> torch.device:
     for t in (*model.parameters(), *model.buffers()):
         return t.device
     return torch.device("cpu")
-
-
-def check_images(x: object) -> torch.Tensor:
-    """``x`` itself if it is a float [B, C, H, W] tensor in [0, 1] without NaN; LabError otherwise."""
-    if not torch.is_tensor(x) or not x.is_floating_point():
-        raise LabError(f"images must be a float tensor in [0, 1], got {getattr(x, 'dtype', type(x).__name__)}")
-    if x.ndim != 4:
-        raise LabError(f"images must be shaped [B, C, H, W], got {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise LabError("images must hold at least one image, got an empty batch")
-    if torch.isnan(x).any():
-        raise LabError("images contain NaN values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
-        raise LabError(f"images must lie in [0, 1] (the lab's pixel space), got values in [{lo:.3g}, {hi:.3g}]")
-    return x
 
 
 def resolve_target(logits: torch.Tensor, target: TargetLike) -> torch.Tensor:

@@ -7,11 +7,15 @@ pixels or guess the bounds.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+
+from lab.errors import LabError
 
 
 @dataclass
@@ -85,10 +89,45 @@ class LabModel(nn.Module):
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and the spatial attention maps ([B, 1, h, w] each) of an attention model."""
         if not self.has_attention:
-            from lab.errors import LabError
-
             raise LabError(f"model {self.info.arch!r} has no attention maps")
         return self.net.forward_with_attention(self.normalize(x))  # type: ignore[operator]
 
     def extra_repr(self) -> str:
         return f"arch={self.info.arch}, dataset={self.info.dataset}, input={self.info.input_shape}"
+
+
+def check_images(x: object, *, allow_empty: bool = False) -> torch.Tensor:
+    """``x`` itself if it is a float [B, C, H, W] tensor in [0, 1] without NaN; LabError otherwise.
+
+    The one input check of the [0, 1] contract, shared by attacks, explainers and the evaluator.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise LabError(f"images must be a float tensor in [0, 1], got {getattr(x, 'dtype', type(x).__name__)}")
+    if x.ndim != 4:
+        raise LabError(f"images must be shaped [B, C, H, W], got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        if allow_empty:
+            return x
+        raise LabError("images must hold at least one image, got an empty batch")
+    if torch.isnan(x).any():
+        raise LabError("images contain NaN values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise LabError(f"images must lie in [0, 1] (the lab's pixel space), got values in [{lo:.3g}, {hi:.3g}]")
+    return x
+
+
+@contextlib.contextmanager
+def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad=False`` on every parameter, both restored on exit."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
