@@ -4,15 +4,13 @@ trained for real (the ``trained_fastnet`` fixture), plus every bad input as exit
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_user_error, run_lab
 from PIL import Image
 
 from lab.attack_run import attack_settings, parse_params, resolve_target, run_attack
@@ -20,28 +18,13 @@ from lab.cli import main
 from lab.errors import LabError
 from lab.report import RobustnessReport
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-LAB = str(BIN / "lab") if (BIN / "lab").exists() else shutil.which("lab")
 QUICK = ["--suite", "quick", "--n", "64", "--probe-n", "32", "--no-progress"]
 
 
-# One thread per subprocess: these runs are tiny, and on a small shared machine two OpenMP
-# threads per process, spinning against other processes, make them 10-20x slower.
-ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def run_lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    assert LAB, "the lab console script is not installed"
-    return subprocess.run([LAB, *args], check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=ENV)
 
 
-def assert_user_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and fragment in errors[0], proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == errors[0]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,30 +13,28 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import BIN, LAB, ROOT, assert_user_error
+from cli_helpers import run_lab as _run_lab
 
 from lab import checkpoint as ckpt
 from lab.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-LAB = str(BIN / "lab") if (BIN / "lab").exists() else shutil.which("lab")
 RECIPE = str(ROOT / "configs" / "mnist_smallcnn.toml")
+
+
+def run_lab(*args: str) -> subprocess.CompletedProcess[str]:
+    """Training runs keep torch's default threads (the kill test needs real epochs)."""
+    return _run_lab(*args, timeout=300, threads=None)
 # A few seconds of real Fashion-MNIST (the system copy from Debian's dataset-fashion-mnist).
 TINY = ["--set", "data.dataset=fashion-mnist", "--set", "data.train_subset=1024", "--set", "data.test_subset=256",
         "--set", "train.batch_size=64", "--set", "train.optimizer=adam", "--set", "train.lr=0.002",
         "--set", "train.schedule=constant", "--no-progress"]  # fmt: skip
 
 
-def run_lab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    assert LAB, "the lab console script is not installed"
-    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
-def assert_user_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and fragment in last, proc.stderr
+
+
 
 
 @pytest.fixture(scope="module")

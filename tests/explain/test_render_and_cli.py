@@ -4,37 +4,16 @@ console script on the ``trained_fastnet`` run, plus its bad inputs as exit 2."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_user_error, run_lab
 from PIL import Image
 
 from explain.render import grid_png, image_rgb, is_signed, overlay
 from explain.run import map_stats, resolve_methods, run_explain
 from lab.errors import LabError
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-LAB = str(BIN / "lab") if (BIN / "lab").exists() else shutil.which("lab")
-ENV = dict(os.environ, OMP_NUM_THREADS="1")  # tiny runs; see tests/test_eval_cli.py
-
-
-def run_lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    assert LAB, "the lab console script is not installed"
-    return subprocess.run([LAB, *args], check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=ENV)
-
-
-def assert_user_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and fragment in errors[0], proc.stderr
-
 
 # ---------------------------------------------------------------- rendering
 
