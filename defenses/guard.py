@@ -7,7 +7,9 @@ after every epoch, :meth:`CollapseGuard.measure` runs PGD-``guard_steps`` at the
 ``eps`` (a fixed seed, so epochs are comparable) on a fixed batch of ``guard_batch``
 training images (drawn once from the seed; never test images, which must not steer
 training). An epoch *collapses* when its PGD accuracy is more than ``guard_drop`` below
-the best epoch's so far, or below ``guard_floor``. Then:
+the best epoch's so far, or below ``guard_floor``. When it is below the floor and no
+earlier epoch ever reached it (a recipe that collapses from the start), there is nothing
+to roll back to: training stops there whatever the mode, and the event says so. Else:
 
 * ``rollback``: the best epoch's weights and optimizer state are restored and training
   goes on (the learning-rate schedule and the data order keep their course);
@@ -55,6 +57,9 @@ class GuardEvent:
         return asdict(self)
 
     def message(self, what: str) -> str:
+        if self.restored_epoch == self.epoch:
+            return (f"catastrophic overfitting at epoch {self.epoch}: {what} accuracy {100 * self.pgd_acc:.1f}% "
+                    f"({self.reason}); stopped training: this recipe is not learning robustness")  # fmt: skip
         done = {"rollback": "rolled back to", "stop": "stopped training with"}[self.action]
         return (f"catastrophic overfitting at epoch {self.epoch}: {what} accuracy {100 * self.pgd_acc:.1f}% "
                 f"({self.reason}; best {100 * self.best_pgd_acc:.1f}% at epoch {self.best_epoch}); "
@@ -107,6 +112,15 @@ class CollapseGuard:
         kept). On an event the caller restores :attr:`best` (and stops for ``stop``).
         """
         self.measured[epoch] = acc
+        if epoch >= self.judge_from and acc < self.floor and not self.best_acc >= self.floor:
+            # Collapsed, and no earlier epoch was ever healthy: nothing to roll back to. Stop
+            # with these weights and say so (the recipe never learned robustness).
+            best = (self.best_epoch, self.best_acc) if self.best_epoch else (epoch, acc)
+            event = GuardEvent(epoch, acc, best[0], best[1], f"below guard_floor {self.floor:g} with no earlier "
+                               "epoch above it to roll back to", "stop", epoch)  # fmt: skip
+            self.events.append(event)
+            self.stopped = True
+            return event
         if self.best is not None and epoch >= self.judge_from:
             reason = ""
             if self.best_acc - acc > self.drop:

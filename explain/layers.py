@@ -2,7 +2,9 @@
 
 Each registered architecture has a default: its last convolutional layer or block, whose
 output is still spatial. Users name another one by its module path (``"net.features.3"``;
-the ``"net."`` prefix of a :class:`~lab.models.LabModel` may be left out).
+the ``"net."`` prefix of a :class:`~lab.models.LabModel` may be left out). For a denoised
+model (a denoiser in front of a classifier) the default is the classifier's, explained
+through the whole pipeline.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def default_layer_name(model: nn.Module) -> str:
     arch = getattr(getattr(model, "info", None), "arch", None)
     if arch in DEFAULT_LAYERS:
         return DEFAULT_LAYERS[arch]
+    classifier = getattr(model, "classifier", None)
+    if isinstance(arch, str) and "+" in arch and isinstance(classifier, nn.Module):
+        # a denoised model ("dae+smallcnn"): the classifier's layer, behind the denoiser
+        return f"classifier.{default_layer_name(classifier)}"
     convs = conv_layer_names(model)
     if not convs:
         raise LabError("the model has no Conv2d layer; name a spatial layer with layer=...")
@@ -41,7 +47,7 @@ def resolve_layer(model: nn.Module, name: str | None) -> nn.Module:
     """The module at path ``name`` (or the default layer); LabError naming valid choices otherwise."""
     path = default_layer_name(model) if name is None else name
     modules = dict(model.named_modules())
-    for candidate in (path, f"net.{path}"):
+    for candidate in (path, f"net.{path}", f"classifier.{path}", f"classifier.net.{path}"):
         if candidate and candidate in modules:
             return modules[candidate]
     convs = conv_layer_names(model)

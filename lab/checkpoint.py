@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from lab.errors import CheckpointError
+from lab.errors import CheckpointError, LabError
 from lab.io import atomic_write_bytes, atomic_write_json
 from lab.models import LabModel, ModelInfo, build_model
 
@@ -167,6 +167,13 @@ def build_from_record(record: Mapping[str, Any], where: str) -> LabModel:
         info = ModelInfo.from_dict(record["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where} has incomplete model metadata ({exc})") from None
+    if "denoiser" in info.extra:  # a denoiser in front of a classifier (defenses.denoisers)
+        from defenses.denoisers import rebuild
+
+        try:
+            return rebuild(info, build_model)
+        except LabError as exc:
+            raise CheckpointError(f"{where} holds a denoised model that cannot be rebuilt: {exc}") from None
     return build_model(info)
 
 

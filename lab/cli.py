@@ -81,7 +81,7 @@ def _add_eval_parser(sub: Any) -> None:
         "over one or more epsilons; print the table, write report.json / report.md / accuracy_vs_eps.png. "
         "Exit 1 when --fail-under is missed."))  # fmt: skip
     p.add_argument("--model", required=True, help="run folder or model.safetensors")
-    p.add_argument("--suite", help="quick | standard | autoattack (default: quick when no --attack is given)")
+    p.add_argument("--suite", help="quick | standard | extended | autoattack (default: quick when no --attack is given)")
     p.add_argument("--attack", dest="attacks", action="append", default=[], metavar="NAME",
                    help="an attack to run besides the suite (repeatable)")  # fmt: skip
     p.add_argument("--eps", help=_EPS_HELP + " (default: 0.3 L-inf / 1.5 L2 on grayscale data, 8/255 / 0.5 on RGB)")

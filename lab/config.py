@@ -1,7 +1,7 @@
 """Training recipes: TOML files in ``configs/`` resolved into typed dataclasses.
 
-A recipe has the sections ``[data]``, ``[model]``, ``[train]``, ``[defense]`` and
-``[runtime]`` plus top-level ``name`` and ``seed``. Unknown keys, wrong types and out-of-range values are
+A recipe has the sections ``[data]``, ``[model]``, ``[train]``, ``[defense]``,
+``[denoiser]`` and ``[runtime]`` plus top-level ``name`` and ``seed``. Unknown keys, wrong types and out-of-range values are
 ``ConfigError`` with one sentence naming the key. ``--set section.key=value`` overrides
 take TOML literals (``train.lr=0.05``, ``runtime.compile=true``) or bare strings
 (``data.dataset=fashion-mnist``).
@@ -76,6 +76,30 @@ class DefenseConfig:
 
 
 @dataclass
+class DenoiserConfig:
+    """A denoiser or input transform in front of a trained classifier (``defenses/``).
+
+    With ``name`` set, ``lab train`` trains (or, for a parameter-free transform, just
+    assembles) ``Denoised(classifier, denoiser)``: the classifier checkpoint stays frozen and
+    only the denoiser learns, from adversarial examples of that classifier and noisy images.
+    Each denoiser reads only some of these keys; setting one it does not read is an error.
+    """
+
+    name: str = ""  # "" (no denoiser) | dae | hgd | bit_depth | median | jpeg | random_resize
+    classifier: str = ""  # the classifier's run folder (or model.safetensors); required with a name
+    # Training examples (dae, hgd): a fraction of each batch is attacked, the rest gets noise.
+    attack_eps: float = 0.3  # L-inf radius of the PGD examples made on the frozen classifier
+    attack_steps: int = 10
+    adv_frac: float = 0.5  # fraction of each batch replaced by adversarial examples
+    noise: float = 0.1  # std of the Gaussian noise added to the other images (MagNet: 0.1)
+    width: int = 32  # dae, hgd: channels of the first layer
+    bits: int = 1  # bit_depth: bits per channel kept (Xu et al.: 1 on MNIST)
+    kernel: int = 2  # median: window size (Xu et al.: 2x2 on MNIST, 3x3 on CIFAR-10)
+    quality: int = 75  # jpeg: Pillow's JPEG quality (1-95)
+    min_scale: float = 0.8  # random_resize: smallest resize factor (Xie et al. 2018)
+
+
+@dataclass
 class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 where the hardware has it) | fp32 | bf16
@@ -92,6 +116,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     defense: DefenseConfig = field(default_factory=DefenseConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,7 +205,26 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"runtime.device must be auto, cpu, cuda or cuda:N, got {dev!r}")
     _validate_defense(cfg.defense)
+    _validate_denoiser(cfg)
     return cfg
+
+
+def _validate_denoiser(cfg: RunConfig) -> None:
+    d = cfg.denoiser
+    if not d.name:
+        default = DenoiserConfig()
+        changed = [k for k in DenoiserConfig.__dataclass_fields__ if getattr(d, k) != getattr(default, k)]
+        if changed:
+            raise ConfigError(f"denoiser.{changed[0]} has no effect without a denoiser (set denoiser.name)")
+        return
+    if cfg.defense.name != "none":
+        raise ConfigError(
+            f"a recipe trains either a defense ({cfg.defense.name}) or a denoiser ({d.name}), not both; "
+            "put the denoiser in front of an adversarially trained classifier instead (denoiser.classifier)"
+        )
+    from defenses.denoisers import check_denoiser_config
+
+    check_denoiser_config(d)
 
 
 def _validate_defense(d: DefenseConfig) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from attacks import ATTACKS, Attack
+from defenses.denoisers.wrapper import ThreatRow, threat_rows
 from lab.errors import LabError
 from lab.report import AttackResult, EpsResult, RobustnessReport
 
@@ -67,6 +68,12 @@ SUITES: dict[str, list[AttackSpec]] = {
         AttackSpec("pgd", {"steps": 20}),
         AttackSpec("pgd", {"steps": 100, "restarts": 10, "loss": "ce"}),
         AttackSpec("pgd", {"steps": 100, "restarts": 10, "loss": "margin"}),
+    ],
+    # One PGD per loss, no restarts: the defended models' table (every threat row runs it).
+    "extended": [
+        AttackSpec("fgsm"),
+        AttackSpec("pgd", {"steps": 20}),
+        AttackSpec("pgd", {"steps": 100, "loss": "margin"}),
     ],
     "autoattack": [AttackSpec("autoattack", {"version": "standard"}, label="autoattack (standard)")],
 }
@@ -115,8 +122,15 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 def run_attack_on(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
-                  batch_size: int, bar: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Attack ``x[idx]`` in batches: ``(fooled mask over idx, perturbation norms over idx)``."""
+                  batch_size: int, bar: Any = None, judge: nn.Module | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Attack ``x[idx]`` in batches: ``(fooled mask over idx, perturbation norms over idx)``.
+
+    The attack runs on ``model``; ``judge`` (default: ``model``) decides whether the
+    result fools: for a defended model the attacks may see a view of it (the bare
+    classifier, a BPDA or EOT version) while the defended model itself is judged.
+    """
+    judge = model if judge is None else judge
     fooled = torch.zeros(len(idx), dtype=torch.bool, device=x.device)
     norms = torch.zeros(len(idx), device=x.device)
     for start in range(0, len(idx), batch_size):
@@ -124,7 +138,7 @@ def run_attack_on(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Te
         xb, yb = x[b], y[b]
         x_adv = attack(model, xb, yb)
         with torch.no_grad():
-            fooled[start : start + len(b)] = model(x_adv).argmax(1) != yb
+            fooled[start : start + len(b)] = predict(judge, x_adv, batch_size) != yb
             norms[start : start + len(b)] = attack.threat.norm(x_adv - xb)
         if bar is not None:
             bar.update(len(b))
@@ -145,13 +159,17 @@ def evaluate(
     probe_n: int = 200,
     progress: bool = True,
     model_meta: dict[str, Any] | None = None,
+    rows: Sequence[ThreatRow] | None = None,
 ) -> RobustnessReport:
     """Evaluate ``model`` on images ``x`` [N,C,H,W] in [0,1] with labels ``y`` [N].
 
     ``attacks``: registered names or :class:`AttackSpec`; run cheapest first on the set of
     examples no attack has fooled yet. ``eps``: the radii (in pixel units, 0 allowed).
     ``checks``: run the gradient-masking checks on up to ``probe_n`` correctly classified
-    examples. Returns a :class:`RobustnessReport`.
+    examples. ``rows``: who the attacks see (default :func:`threat_rows`: the model itself;
+    for a denoised model gray-box, white-box, and BPDA / EOT where the defense needs them);
+    every row runs every attack, the model itself judges, and each epsilon's robust
+    accuracy is the worst row's. Returns a :class:`RobustnessReport`.
     """
     from attacks.base import check_inputs
 
@@ -175,38 +193,49 @@ def evaluate(
     clean_ok = clean_pred == y
     n = len(y)
     clean_acc = float(clean_ok.float().mean()) if n else float("nan")
+    threat = list(rows) if rows is not None else threat_rows(model)
+    if not threat:
+        raise LabError("no threat row to evaluate")
     results: list[EpsResult] = []
     nonzero = [e for e in eps_list if e > 0]
-    total = sum(int(clean_ok.sum()) for _ in nonzero) * len(specs)
+    total = sum(int(clean_ok.sum()) for _ in nonzero) * len(specs) * len(threat)
     bar = tqdm(total=total, desc="attacking", unit="img", disable=not progress, leave=False)
     for e in eps_list:
         t_eps = time.perf_counter()
-        robust = clean_ok.clone()
-        rows: list[AttackResult] = []
-        if e > 0:
-            for spec in specs:
-                attack = spec.build(e, norm)
-                idx = robust.nonzero().squeeze(1)
-                bar.set_description(f"eps {e:g} {spec.title}")
-                t0 = time.perf_counter()
-                fooled, norms = run_attack_on(model, attack, x, y, idx, batch_size, bar)
-                dt = time.perf_counter() - t0
-                robust[idx[fooled]] = False
-                skipped = int(clean_ok.sum()) - len(idx)
-                bar.update(skipped)  # examples an earlier attack already fooled
-                f_norms = norms[fooled]
-                rows.append(AttackResult(
-                    attack=spec.title, config=attack.config(), eps=e, attacked=len(idx), fooled=int(fooled.sum()),
-                    robust_accuracy_after=float(robust.float().mean()),
-                    success_rate=float(fooled.float().mean()) if len(idx) else 0.0,
-                    mean_norm=float(f_norms.mean()) if len(f_norms) else float("nan"),
-                    max_norm=float(f_norms.max()) if len(f_norms) else float("nan"),
-                    seconds=round(dt, 3), kind=attack.kind,
-                ))  # fmt: skip
+        done: list[AttackResult] = []
+        row_robust: dict[str, torch.Tensor] = {}
+        for row in threat:
+            robust = clean_ok.clone()
+            if e > 0:
+                for spec in specs:
+                    attack = spec.build(e, norm)
+                    idx = robust.nonzero().squeeze(1)
+                    where = f" [{row.name}]" if len(threat) > 1 else ""
+                    bar.set_description(f"eps {e:g} {spec.title}{where}")
+                    t0 = time.perf_counter()
+                    fooled, norms = run_attack_on(row.attacked, attack, x, y, idx, batch_size, bar, judge=model)
+                    dt = time.perf_counter() - t0
+                    robust[idx[fooled]] = False
+                    skipped = int(clean_ok.sum()) - len(idx)
+                    bar.update(skipped)  # examples an earlier attack already fooled
+                    f_norms = norms[fooled]
+                    done.append(AttackResult(
+                        attack=spec.title, config=attack.config(), eps=e, attacked=len(idx), fooled=int(fooled.sum()),
+                        robust_accuracy_after=float(robust.float().mean()),
+                        success_rate=float(fooled.float().mean()) if len(idx) else 0.0,
+                        mean_norm=float(f_norms.mean()) if len(f_norms) else float("nan"),
+                        max_norm=float(f_norms.max()) if len(f_norms) else float("nan"),
+                        seconds=round(dt, 3), kind=attack.kind, threat=row.name,
+                    ))  # fmt: skip
+            row_robust[row.name] = robust
+        accs = {name: float(r.float().mean()) if n else float("nan") for name, r in row_robust.items()}
+        worst_row = min(accs, key=lambda k: accs[k])  # the first row on ties (gray-box before white-box)
+        every = torch.stack(list(row_robust.values())).all(0)
         results.append(EpsResult(
-            eps=e, clean_accuracy=clean_acc, robust_accuracy=float(robust.float().mean()) if n else float("nan"),
-            attacks=rows, robust_examples=robust.nonzero().squeeze(1).tolist(),
-            seconds=round(time.perf_counter() - t_eps, 3),
+            eps=e, clean_accuracy=clean_acc, robust_accuracy=accs[worst_row],
+            attacks=done, robust_examples=row_robust[worst_row].nonzero().squeeze(1).tolist(),
+            seconds=round(time.perf_counter() - t_eps, 3), rows=accs, headline_row=worst_row,
+            robust_accuracy_all_rows=float(every.float().mean()) if n else float("nan"),
         ))  # fmt: skip
     bar.close()
 
@@ -219,6 +248,7 @@ def evaluate(
         attacks=[s.to_dict() for s in specs],
         clean_accuracy=clean_acc,
         results=results,
+        threat_rows=[{"name": r.name, "description": r.description} for r in threat],
     )
     strongest = max(a.cost for _, a in built)
     is_suite = any(a.kind == "suite" for _, a in built)
@@ -226,6 +256,7 @@ def evaluate(
     report.headline = {
         "eps": worst.eps,
         "robust_accuracy": worst.robust_accuracy,
+        "row": worst.headline_row,
         "attacks": [s.title for s in specs],
         "upper_bound_only": not (is_suite or strongest >= STRONG_COST),
     }

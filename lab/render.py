@@ -21,7 +21,7 @@ from lab.io import atomic_open, atomic_path, atomic_write_json
 
 if TYPE_CHECKING:
     from lab.attack_run import AttackRunResult
-    from lab.report import EpsResult, RobustnessReport
+    from lab.report import AttackResult, EpsResult, RobustnessReport
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -72,13 +72,23 @@ def model_title(report: RobustnessReport) -> str:
     return f"{m.get('arch', 'model')} on {m.get('dataset', '?')}"
 
 
+def multi_row(report: RobustnessReport) -> bool:
+    """Whether the report has several threat rows (a defended model: gray-box, white-box, ...)."""
+    return len(report.threat_rows or []) > 1
+
+
+def attack_title(report: RobustnessReport, a: AttackResult) -> str:
+    """``pgd-20``, or ``pgd-20 [bpda]`` in a report with several threat rows."""
+    return f"{a.attack} [{a.threat}]" if multi_row(report) else a.attack
+
+
 def attack_titles(report: RobustnessReport) -> list[str]:
     """Attack titles in run order (as they appear in the results)."""
     seen: list[str] = []
     for r in report.results:
         for a in r.attacks:
-            if a.attack not in seen:
-                seen.append(a.attack)
+            if attack_title(report, a) not in seen:
+                seen.append(attack_title(report, a))
     if not seen:
         seen = [str(a.get("label") or a.get("name")) for a in report.attacks]
     return seen
@@ -100,10 +110,16 @@ def headline_text(report: RobustnessReport) -> str:
                 f"(an upper bound: only weak attacks were run: {attacks})")  # fmt: skip
     else:
         text = f"robust accuracy {pct(h.get('robust_accuracy'))} at {where} (worst case over {attacks})"
+    if multi_row(report) and h.get("row"):
+        text += f"; the worst threat row is {h['row']}"
     failed = report.failed_checks
     if failed:
         text += (f"; {len(failed)} gradient-masking check{'s' if len(failed) > 1 else ''} FAILED "
-                 f"({', '.join(c.name for c in failed)}): the number may be far too high")  # fmt: skip
+                 f"({', '.join(c.name for c in failed)})")  # fmt: skip
+        if multi_row(report):  # the checks attack the white-box pipeline
+            text += ": the white-box row's gradients are masked; the adaptive rows exist for that, and a number may still be too high"
+        else:
+            text += ": the number may be far too high"
     return text
 
 
@@ -136,12 +152,29 @@ ATTACK_COLUMNS = ("attack", "kind", "attacked", "fooled", "robust accuracy after
                   "mean norm", "max norm", "seconds")  # fmt: skip
 
 
-def _attack_rows(r: EpsResult) -> list[list[str]]:
+def _attack_rows(report: RobustnessReport, r: EpsResult) -> list[list[str]]:
     return [
-        [a.attack, a.kind, str(a.attacked), str(a.fooled), pct(a.robust_accuracy_after), pct(a.success_rate),
-         num(a.mean_norm), num(a.max_norm), f"{a.seconds:.2f}"]
+        [attack_title(report, a), a.kind, str(a.attacked), str(a.fooled), pct(a.robust_accuracy_after),
+         pct(a.success_rate), num(a.mean_norm), num(a.max_norm), f"{a.seconds:.2f}"]
         for a in r.attacks
     ]  # fmt: skip
+
+
+def threat_row_lines(report: RobustnessReport) -> list[str]:
+    """Markdown: what each threat row means and its robust accuracy per epsilon (defended models)."""
+    if not multi_row(report):
+        return []
+    eps = [r for r in report.results if r.eps > 0]
+    header = ["threat row", "what the attacks see"] + [f"eps {eps_label(report, r.eps)}" for r in eps]
+    rows = []
+    for t in report.threat_rows:
+        cells = []
+        for r in eps:
+            v = pct((r.rows or {}).get(t["name"]))
+            cells.append(f"**{v}**" if r.headline_row == t["name"] else v)
+        rows.append([t["name"], t.get("description", "")] + cells)
+    return ["## Threat rows", "", "Every attack runs in every row; the defended model judges each result. "
+            "The robust accuracy at each epsilon is its worst row (bold).", ""] + _md_table(header, rows) + [""]
 
 
 def report_markdown(report: RobustnessReport) -> str:
@@ -165,7 +198,9 @@ def report_markdown(report: RobustnessReport) -> str:
     lines += [f"- **{k}**: {v}" for k, v in facts]
     lines += ["", "## Headline", ""]
     lines.append(f"**{headline_text(report)}**")
-    lines += ["", "## Results", ""]
+    lines.append("")
+    lines += threat_row_lines(report)
+    lines += ["## Results", ""]
     for r in report.results:
         lines.append(f"### eps = {eps_label(report, r.eps)}" + (f" ({r.eps:.4g})" if eps_label(report, r.eps) != num(r.eps) else ""))
         lines.append("")
@@ -174,8 +209,8 @@ def report_markdown(report: RobustnessReport) -> str:
                          f"= {pct(r.robust_accuracy)}.")  # fmt: skip
             lines.append("")
             continue
-        rows = _attack_rows(r)
-        rows.append(["**worst case**", "", "", "", f"**{pct(r.robust_accuracy)}**", "", "", "", f"{r.seconds:.2f}"])
+        rows = _attack_rows(report, r)
+        rows.append(["**worst case**" + (f" (row {r.headline_row})" if multi_row(report) else ""), "", "", "", f"**{pct(r.robust_accuracy)}**", "", "", "", f"{r.seconds:.2f}"])
         lines += _md_table(ATTACK_COLUMNS, rows)
         lines.append("")
     lines += ["## Gradient-masking checks", ""]
@@ -232,10 +267,11 @@ def report_table(report: RobustnessReport, color: bool = False) -> str:
             rows.append([label, "(no attack)", "-", "-", pct(r.robust_accuracy), "-", "-", "-", "-"])
             continue
         for a in r.attacks:
-            rows.append([label, a.attack, str(a.attacked), str(a.fooled), pct(a.robust_accuracy_after),
+            rows.append([label, attack_title(report, a), str(a.attacked), str(a.fooled), pct(a.robust_accuracy_after),
                          pct(a.success_rate), num(a.mean_norm), num(a.max_norm), f"{a.seconds:.2f}s"])  # fmt: skip
         worst_rows.add(len(rows))
-        rows.append([label, "worst case", "", "", pct(r.robust_accuracy), "", "", "", f"{r.seconds:.2f}s"])
+        what = f"worst case (row {r.headline_row})" if multi_row(report) else "worst case"
+        rows.append([label, what, "", "", pct(r.robust_accuracy), "", "", "", f"{r.seconds:.2f}s"])
     lines = _align(rows, right={2, 3, 4, 5, 6, 7, 8})
     out = [head, ""]
     for i, line in enumerate(lines):
@@ -264,7 +300,7 @@ def _series(report: RobustnessReport) -> tuple[list[float], dict[str, list[float
     titles = attack_titles(report)
     lines: dict[str, list[float]] = {t: [] for t in titles}
     for r in report.results:
-        by = {a.attack: a.robust_accuracy_after for a in r.attacks}
+        by = {attack_title(report, a): a.robust_accuracy_after for a in r.attacks}
         for t in titles:
             v = by.get(t, r.robust_accuracy if not r.attacks else float("nan"))
             lines[t].append(float("nan") if v is None else float(v))

@@ -3,6 +3,9 @@
 A :class:`RobustnessReport` holds, per epsilon, the clean accuracy, the worst-case robust
 accuracy over all attacks (an example is robust only if every attack failed on it), and
 one :class:`AttackResult` per attack; plus the gradient-masking checks and the headline.
+A defended model (a denoiser in front of a classifier) is evaluated in several threat
+*rows* (gray-box, white-box, BPDA, EOT): each epsilon keeps every row's accuracy, and its
+robust accuracy is the worst row's, named in ``headline_row``.
 Rendering (Markdown, plots, the CLI table) lives in :mod:`lab.render`; nothing there
 recomputes a number.
 """
@@ -42,7 +45,8 @@ class AttackResult:
     mean_norm: float  # over the perturbations that fooled the model (nan when none did)
     max_norm: float
     seconds: float
-    kind: str = "white-box"  # white-box | black-box | suite
+    kind: str = "white-box"  # white-box | black-box | suite (what the attack needs)
+    threat: str = "white-box"  # the report row it ran in: gray-box | white-box | bpda | eot
 
 
 @dataclass
@@ -53,6 +57,10 @@ class EpsResult:
     attacks: list[AttackResult] = field(default_factory=list)
     robust_examples: list[int] = field(default_factory=list)  # indices (into the evaluated set) still robust
     seconds: float = 0.0
+    #: per threat row (gray-box, white-box, bpda, eot): its worst-case robust accuracy
+    rows: dict[str, float] = field(default_factory=dict)
+    headline_row: str = "white-box"  # the worst row, whose accuracy is robust_accuracy
+    robust_accuracy_all_rows: float | None = None  # robust against every row's attacks at once
 
 
 @dataclass
@@ -77,6 +85,7 @@ class RobustnessReport:
     results: list[EpsResult]
     checks: list[MaskingCheck] = field(default_factory=list)
     headline: dict[str, Any] = field(default_factory=dict)
+    threat_rows: list[dict[str, str]] = field(default_factory=list)  # name + what the attacks saw
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)  # versions, device, seed, created, data indices

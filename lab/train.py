@@ -46,6 +46,8 @@ from tqdm.auto import tqdm
 
 import lab
 from defenses import CollapseGuard, Defense, build_defense, build_guard
+from defenses.denoisers import Denoised, load_classifier, wrap
+from defenses.denoisers.training import DenoiserTraining
 from lab import checkpoint as ckpt
 from lab.config import RunConfig, flatten, from_dict
 from lab.data import Dataset, load_dataset
@@ -113,8 +115,10 @@ def versions() -> dict[str, str]:
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     t = cfg.train
     # No weight decay on biases and normalization parameters (standard practice).
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    # Frozen parameters (a denoiser's classifier) are not optimized.
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if t.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
@@ -264,13 +268,22 @@ def train(
     train_data = DeviceData(*_subset(ds.train_x, ds.train_y, cfg.data.train_subset), device)
     test_data = DeviceData(*_subset(ds.test_x, ds.test_y, cfg.data.test_subset), device)
     info = _model_info(cfg, ds)
-    model = build_model(info).to(device)
+    defense: Defense | DenoiserTraining
+    guard: CollapseGuard | None = None
+    if cfg.denoiser.name:  # a denoiser in front of a frozen, already trained classifier
+        classifier, classifier_record = load_classifier(cfg.denoiser.classifier, info)
+        model: LabModel = wrap(classifier, cfg.denoiser, classifier_record, copy=False)
+        defense = DenoiserTraining(cfg.denoiser, dtype=amp_dtype)
+    else:
+        model = build_model(info)
+        defense = build_defense(cfg.defense, input_shape=info.input_shape, dtype=amp_dtype,
+                                label_smoothing=cfg.train.label_smoothing)  # fmt: skip
+        guard = build_guard(defense, train_data, cfg.seed)
+    model = model.to(device)
     if cfg.runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = make_optimizer(cfg, model)
-    defense = build_defense(cfg.defense, input_shape=info.input_shape, dtype=amp_dtype,
-                            label_smoothing=cfg.train.label_smoothing)  # fmt: skip
-    guard = build_guard(defense, train_data, cfg.seed)
+    trainable = any(p.requires_grad for p in model.parameters())
 
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -319,7 +332,7 @@ def train(
             "history": history,
         }
         tensors, opt_meta = _state_tensors(model, opt)
-        extra: dict[str, Any] = {"defense": _defense_record(defense, guard)}
+        extra: dict[str, Any] = {"defense": _defense_record(defense, guard, model)}
         if guard is not None:
             guard_tensors, extra["guard"] = guard.state()
             tensors.update(guard_tensors)
@@ -340,6 +353,12 @@ def train(
         _warm_up(step_fn, train_data, per_rank_batch, device, amp_dtype, cfg)
 
     t_run = time.perf_counter()
+    if not trainable:  # a parameter-free input transform: nothing to fit, the wrapped model is the run
+        if start_epoch == 0 and state_path is None:
+            log.info("%s has no parameters to train; saving the pipeline", cfg.denoiser.name)
+            acc = accuracy(model, test_data, cfg.train.eval_batch_size) if dd.main else float("nan")
+            commit(0, 0.0, "complete", {"test_acc": acc})
+        stopped = True
     try:
         for epoch in range(start_epoch, cfg.train.epochs if not stopped else start_epoch):
             row = _train_epoch(cfg, step_fn, opt, train_data, epoch, steps_per_epoch, total_steps,
@@ -380,11 +399,16 @@ def train(
     return TrainResult(out_dir=out, model=model.eval(), metrics=metrics, history=history, wall_time_s=wall)
 
 
-def _defense_record(defense: Defense, guard: CollapseGuard | None) -> dict[str, Any] | None:
+def _defense_record(defense: Defense | DenoiserTraining, guard: CollapseGuard | None,
+                    model: nn.Module) -> dict[str, Any] | None:  # fmt: skip
     """The checkpoint's ``defense`` field: None for standard training."""
-    if not defense.adversarial:
+    if isinstance(model, Denoised):
+        den = model.info.extra["denoiser"]
+        return {"name": den["name"], "kind": "denoiser", "title": den["title"], "settings": den["settings"],
+                "classifier": model.info.extra["classifier"]}  # fmt: skip
+    if not isinstance(defense, Defense) or not defense.adversarial:
         return None
-    rec: dict[str, Any] = {"name": defense.name, "settings": defense.settings()}
+    rec: dict[str, Any] = {"name": defense.name, "kind": "training", "settings": defense.settings()}
     if guard is not None:
         rec["guard"] = guard.summary()
         rec["guard_events"] = [e.to_dict() for e in guard.events]
@@ -403,6 +427,10 @@ def _guard_check(guard: CollapseGuard, epoch: int, model: LabModel, opt: torch.o
     event = guard.judge(epoch, acc, lambda: snapshot(model, opt))
     if event is None:
         return False
+    if event.restored_epoch == epoch:  # nothing healthy to go back to: stop with these weights
+        if dd.main:
+            log.warning("%s", event.message(guard.what))
+        return True
     assert guard.best is not None
     best = {k: v.clone() for k, v in guard.best[0].items()}  # the optimizer adopts these tensors; keep ours
     _restore_state(best, guard.best[1], model, opt, f"the guard's snapshot of epoch {guard.best_epoch}", rng=False)
@@ -432,7 +460,7 @@ def _warm_up(step_fn: nn.Module, data: DeviceData, batch: int, device: torch.dev
 def _train_epoch(cfg: RunConfig, step_fn: nn.Module, opt: torch.optim.Optimizer, data: DeviceData,
                  epoch: int, steps_per_epoch: int, total_steps: int, batch: int, dd: _Dist,
                  device: torch.device, dtype: torch.dtype | None, progress: bool,
-                 defense: Defense) -> dict[str, float]:  # fmt: skip
+                 defense: Defense | DenoiserTraining) -> dict[str, float]:  # fmt: skip
     step_fn.train()
     order = data.permutation(cfg.seed, epoch)
     if dd.world > 1:

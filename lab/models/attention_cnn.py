@@ -1,9 +1,13 @@
-"""A CNN with spatial attention gates whose maps can be read out with the logits.
+"""A CNN with spatial attention whose maps can be read out with the logits.
 
-Each stage is conv-conv, then a spatial attention module in the style of CBAM's spatial
-branch (Woo et al., 2018): a 7x7 conv over the channel-wise mean and max of the features,
-a sigmoid, and the features multiplied by that [B, 1, h, w] map. The maps are what the
-model actually uses to weigh locations, so they are a built-in explanation.
+Each stage is conv-conv, then a spatial attention module: a score per location from a 7x7
+conv over the channel-wise mean and max of the features (CBAM's spatial branch, Woo et
+al. 2018), normalized with a softmax over the locations as in "Learn to Pay Attention"
+(Jetley, Lord, Lee & Torr, 2018), and the features multiplied by ``h * w`` times that
+distribution (a uniform map leaves them unchanged). The locations compete for one unit of
+attention, so where the model looks is where the features it uses come from: the maps are
+a built-in explanation. (An earlier version used CBAM's independent sigmoid gates; trained
+on MNIST they stayed near-uniform and put no more mass on the evidence than its area.)
 """
 
 from __future__ import annotations
@@ -15,17 +19,22 @@ from lab.models.registry import MODELS
 
 
 class SpatialAttention(nn.Module):
-    """``x [B,C,h,w] -> (x * a, a)`` with ``a = sigmoid(conv7x7([mean_c x, max_c x])) [B,1,h,w]``."""
+    """``x [B,C,h,w] -> (x * h*w * p, p / max p)``: ``p = softmax_locations(conv7x7([mean_c x, max_c x]))``.
+
+    The second output is the attention distribution scaled so its peak is 1 ([B, 1, h, w]
+    in [0, 1]), the map the ``attention`` explainer shows.
+    """
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
-        self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, h, w = x.shape
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
-        a = self.gate(self.conv(pooled))
-        return x * a, a
+        p = self.conv(pooled).float().flatten(1).softmax(1).view(b, 1, h, w)
+        out = x * (p * (h * w)).to(x.dtype)
+        return out, p / p.amax(dim=(2, 3), keepdim=True)
 
 
 def _stage(cin: int, cout: int) -> nn.Sequential:

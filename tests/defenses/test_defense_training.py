@@ -28,7 +28,7 @@ TINY = ["--set", "data.dataset=fashion-mnist", "--set", "data.train_subset=512",
         "--set", "train.epochs=1", "--set", "runtime.device=cpu", "--no-progress"]  # fmt: skip
 #: recipe -> (defense name, overrides that make its inner attack cheap)
 RECIPES = {
-    "mnist_fgsm_rs": ("fgsm_rs", ["--set", "defense.guard_batch=128"]),
+    "mnist_fgsm_rs": ("fgsm_rs", ["--set", "defense.guard_batch=128", "--set", "defense.guard_floor=0"]),
     "mnist_pgd_at": ("pgd_at", ["--set", "defense.steps=2", "--set", "defense.alpha=0.15"]),
     "mnist_trades": ("trades", ["--set", "defense.steps=2", "--set", "defense.alpha=0.15"]),
     "fashion_pgd_at": ("pgd_at", ["--set", "defense.steps=2"]),
@@ -65,8 +65,10 @@ def test_recipe_trains_through_the_cli_and_records_its_defense(recipe: str, tmp_
 
 def test_resume_continues_a_defended_run_through_the_cli(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
+    # guard_floor 0: a 512-image epoch is far below the recipe's floor, and a run the guard
+    # stopped for good has nothing to resume (tests/defenses/test_guard.py covers that)
     first = run_lab("train", "--config", "configs/mnist_fgsm_rs.toml", *TINY, "--set", "defense.guard_batch=128",
-                    "--out", str(out))  # fmt: skip
+                    "--set", "defense.guard_floor=0", "--out", str(out))  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
     resumed = run_lab("train", "--out", str(out), "--resume", "--set", "train.epochs=2", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

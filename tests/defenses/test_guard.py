@@ -161,3 +161,31 @@ def test_resumed_adversarial_run_equals_the_uninterrupted_one(tmp_path: Path, na
     a, b = weights(tmp_path / "ref"), weights(tmp_path / "run")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"{k} differs after resume")
+
+
+def test_a_recipe_that_never_learns_robustness_is_stopped_at_once(pgd_accs: list[float], tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Wong et al.'s MNIST recipe here: PGD accuracy ~1% from epoch 1 on, so no epoch is
+    healthy to roll back to. With guard_floor, the guard stops at the first judged epoch
+    (even in rollback mode), keeps those weights and says why."""
+    run = tmp_path / "run"
+    pgd_accs[:] = [0.012]
+    with caplog.at_level(logging.WARNING, logger="lab.train"):
+        result = train(tiny(5, guard_floor=0.3), run, progress=False)
+    assert not pgd_accs and len(result.history) == 1
+    rec = record(run)
+    assert rec["status"] == "stopped_early" and rec["training"]["epochs_completed"] == 1
+    (event,) = rec["defense"]["guard_events"]
+    assert event["action"] == "stop" and event["restored_epoch"] == 1 and event["pgd_acc"] == 0.012
+    assert "no earlier epoch above it to roll back to" in event["reason"]
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "catastrophic overfitting at epoch 1" in warning and "not learning robustness" in warning
+
+
+def test_the_floor_rule_waits_for_a_healthy_epoch_to_exist() -> None:
+    x, y = torch.zeros(1, 1, 4, 4), torch.zeros(1, dtype=torch.int64)
+    g = CollapseGuard(mode="rollback", drop=0.2, floor=0.3, attack=None, x=x, y=y)  # type: ignore[arg-type]
+    take = lambda: ({"model.w": torch.zeros(())}, {})  # noqa: E731
+    assert g.judge(1, 0.5, take) is None
+    event = g.judge(2, 0.1, take)  # healthy epoch 1 exists: roll back to it
+    assert event is not None and event.action == "rollback" and event.restored_epoch == 1

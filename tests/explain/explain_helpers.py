@@ -61,3 +61,46 @@ def tiny(net: nn.Module, arch: str) -> LabModel:
     i = info(arch, classes=3)
     i.mean, i.std = (0.0,), (1.0,)
     return LabModel(net, i).eval()
+
+
+def bars(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A task whose answer lies in one known region: the bar in the top-left 7x7 patch
+    (horizontal: class 0, vertical: 1, none: 2) on faint noise, with two distractor bars of
+    random orientation elsewhere (rows 10 and below) that say nothing about the class."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g) * 0.3
+    y = torch.randint(0, 3, (n,), generator=g)
+
+    def bar(img: torch.Tensor, r: int, c: int, kind: int) -> None:
+        if kind == 0:
+            img[0, r + 3, c : c + 7] = 1.0
+        elif kind == 1:
+            img[0, r : r + 7, c + 3] = 1.0
+
+    for i in range(n):
+        for _ in range(2):
+            r = int(torch.randint(10, 21, (1,), generator=g))
+            c = int(torch.randint(0, 21, (1,), generator=g))
+            bar(x[i], r, c, int(torch.randint(0, 2, (1,), generator=g)))
+        bar(x[i], 0, 0, int(y[i]))
+    return x, y
+
+
+class TinyAttentionNet(nn.Module):
+    """conv 8@3x3, ReLU, the lab's spatial attention (attention_cnn's module), mean, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from lab.models.attention_cnn import SpatialAttention
+
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.att = SpatialAttention()
+        self.fc = nn.Linear(8, 3)
+
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h, a = self.att(self.relu(self.conv(x)))
+        return self.fc(h.mean((2, 3))), [a]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_attention(x)[0]

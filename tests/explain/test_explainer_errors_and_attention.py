@@ -23,13 +23,18 @@ def test_attention_maps_per_stage_and_mean(attention_model) -> None:
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         _, maps = attention_model.forward_with_attention(x)
-    mean = EXPLAINERS.get("attention")()(attention_model, x)
+    default = EXPLAINERS.get("attention")()(attention_model, x)
+    mean = EXPLAINERS.get("attention")(stage=None)(attention_model, x)
     first = EXPLAINERS.get("attention")(stage=0)(attention_model, x)
     second = EXPLAINERS.get("attention")(stage=1)(attention_model, x)
-    for out in (mean, first, second):
+    for out in (default, mean, first, second):
         assert out.shape == (3, 1, 28, 28) and (out >= 0).all() and (out <= 1).all()
     assert torch.allclose(first, maps[0], atol=1e-6)  # stage 1 is already at input size
     assert torch.allclose(mean, (first + second) / 2, atol=1e-6)
+    assert torch.equal(default, second)  # the default is the last stage
+    # the maps are a distribution over locations scaled to a peak of 1
+    for m in maps:
+        assert torch.allclose(m.amax(dim=(2, 3)), torch.ones(3, 1))
     with pytest.raises(LabError, match="stage 2 does not exist"):
         EXPLAINERS.get("attention")(stage=2)(attention_model, x)
 

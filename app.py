@@ -1,0 +1,18 @@
+"""The lab's dashboard: ``streamlit run app.py`` (binds to localhost, see .streamlit/config.toml).
+
+A router only: the pages are files in lab/dashboard/pages/ and call the lab's Python API
+through lab.dashboard; nothing is computed here.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lab.dashboard.pages import HERE, PAGES
+from lab.dashboard.settings import runs_folder_setting
+
+st.set_page_config(page_title="The lab", page_icon=":material/science:", layout="wide")
+pages = [st.Page(HERE / file, title=title, icon=icon, default=i == 0) for i, (file, title, icon) in enumerate(PAGES)]
+page = st.navigation(pages)
+runs_folder_setting()
+page.run()

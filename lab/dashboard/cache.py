@@ -1,0 +1,127 @@
+"""Cached loaders: models once per process (``st.cache_resource``), results once per input
+(``st.cache_data``).
+
+A model is cached under its path *and* a key made of the weights file's modification time,
+size and SHA-256 (as its ``model.json`` records it), so a retrained or resumed run is loaded
+afresh while an unchanged one is never loaded twice. Results are cached under everything
+that changes them: the model key, the image's pixels, the label, the attack, its settings,
+epsilon, norm and the explanation methods. A LabError raised inside is not cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from lab.checkpoint import MODEL_FILE, SIDECAR_FILE, Checkpoint, list_checkpoints, load_model, resolve_model_path
+from lab.dashboard import compute
+
+
+def device() -> str:
+    """The device models run on: CUDA when there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_key(path: str | os.PathLike[str]) -> str:
+    """``path|mtime_ns|size|sha256``: changes whenever the weights file does."""
+    weights = resolve_model_path(path)
+    st_ = weights.stat()
+    sha = ""
+    side = weights.with_name(SIDECAR_FILE)
+    try:
+        sha = str((json.loads(side.read_text(encoding="utf-8")).get("weights") or {}).get("sha256") or "")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass
+    return f"{weights.resolve()}|{st_.st_mtime_ns}|{st_.st_size}|{sha}"
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model…")
+def _checkpoint(path: str, key: str, dev: str) -> Checkpoint:
+    return load_model(path, dev)
+
+
+@st.cache_resource(max_entries=16)
+def model_lock(key: str) -> threading.Lock:
+    """One lock per cached model: sessions share the model object, and an attack or an
+    explainer briefly changes its mode and parameter flags (restoring them after)."""
+    return threading.Lock()
+
+
+def checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """The verified checkpoint at ``path`` (a run folder), loaded once while it is unchanged."""
+    return _checkpoint(str(path), model_key(path), device())
+
+
+def checkpoints(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every checkpoint under the runs folder (lab.checkpoint.list_checkpoints; unreadable
+    ones carry ``error``); empty when the folder does not exist yet."""
+    if not Path(root).is_dir():
+        return []
+    return list_checkpoints(root)
+
+
+@st.cache_data(max_entries=4, show_spinner="Loading the test set…")
+def _test_set(path: str, key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from lab.data import load_dataset
+    from lab.samples import from_test_set
+
+    info = checkpoint(path).info
+    total = len(load_dataset(info.dataset).test_y)
+    s = from_test_set(info, total, 0)  # verifies the data is the data the model was trained on
+    assert s.y is not None
+    return s.x, s.y, s.names
+
+
+def test_set(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The model's whole test set: uint8 images [N, C, H, W], labels [N], names."""
+    return _test_set(str(path), model_key(path))
+
+
+def _items(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(settings.items()))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _playground(path: str, key: str, image: np.ndarray, label: int | None, attack: str,
+                settings: tuple[tuple[str, Any], ...], eps: float, norm: str, methods: tuple[str, ...],
+                quick: bool, name: str) -> compute.PlaygroundResult:  # fmt: skip
+    with model_lock(key):
+        return compute.playground_step(checkpoint(path), image, label, attack=attack, settings=dict(settings), eps=eps,
+                                       norm=norm, methods=methods, quick=quick, name=name)  # fmt: skip
+
+
+def playground(path: str | os.PathLike[str], image: np.ndarray, label: int | None, *, attack: str,
+               settings: Mapping[str, Any], eps: float, norm: str, methods: Sequence[str] = (), quick: bool = True,
+               name: str = "image") -> compute.PlaygroundResult:  # fmt: skip
+    """:func:`lab.dashboard.compute.playground_step`, cached on everything that changes it."""
+    return _playground(str(path), model_key(path), np.ascontiguousarray(image), label, attack, _items(settings),
+                       float(eps), norm, tuple(methods), bool(quick), name)  # fmt: skip
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _defense(path: str, key: str, clean: np.ndarray, adversarial: np.ndarray, label: int | None, mode: str,
+             attack: str, settings: tuple[tuple[str, Any], ...], eps: float, norm: str) -> compute.DefenseView:  # fmt: skip
+    ck = checkpoint(path)
+    with model_lock(key):
+        return compute.defense_view(ck, ck.record, clean, adversarial, label, mode=mode, attack=attack,
+                                    settings=dict(settings), eps=eps, norm=norm)  # fmt: skip
+
+
+def defense(path: str | os.PathLike[str], clean: np.ndarray, adversarial: np.ndarray, label: int | None, *,
+            mode: str, attack: str, settings: Mapping[str, Any], eps: float, norm: str) -> compute.DefenseView:  # fmt: skip
+    """:func:`lab.dashboard.compute.defense_view` of the model at ``path``, cached."""
+    return _defense(str(path), model_key(path), np.ascontiguousarray(clean), np.ascontiguousarray(adversarial), label,
+                    mode, attack, _items(settings), float(eps), norm)  # fmt: skip
+
+
+def weights_exist(run: str | os.PathLike[str]) -> bool:
+    return (Path(run) / MODEL_FILE).is_file()

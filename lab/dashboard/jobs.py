@@ -1,0 +1,309 @@
+"""``lab train`` in the background, started from the dashboard, outliving the page.
+
+:func:`start_training` writes a job record (``<runs>/.dashboard_jobs/<id>.json``: the
+recipe, the run folder, the log file, the command) and starts
+``python -m lab.dashboard.job_runner RECORD`` in a new session, detached from the
+Streamlit server: the runner starts ``lab train``, writes its own and the trainer's pid
+into the record, waits, and records the exit code. A page reload, a new browser tab or a
+restarted dashboard reads the same records (:func:`list_jobs`), so progress survives all
+three. Progress (:func:`progress`) is read from what the trainer writes anyway: the run's
+``model.json`` after every epoch (epochs done, history) and the last line of the log.
+
+Only recipes inside the recipes folder and run folders inside the runs folder are
+accepted; a run folder that already holds a run needs ``resume``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import LabError
+from lab.io import atomic_write_json
+
+JOBS_DIR = ".dashboard_jobs"
+#: run folder names the form accepts (a folder directly under the runs folder)
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@dataclass
+class Job:
+    """A background training run as its record holds it, plus its live status."""
+
+    id: str
+    recipe: str
+    out: str
+    log: str
+    cmd: list[str]
+    started: str
+    epochs_total: int | None = None
+    pid: int | None = None  # the runner (leader of its own process group), recorded by the runner
+    child_pid: int | None = None  # lab train
+    returncode: int | None = None
+    finished: str | None = None
+    stop_requested: bool = False
+    record: str = ""  # path of the JSON record
+    status: str = field(default="starting")  # starting | running | complete | failed | stopped | lost
+
+
+def jobs_dir(runs_root: str | os.PathLike[str]) -> Path:
+    return Path(runs_root) / JOBS_DIR
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int | None, must_contain: str) -> bool:
+    """Whether ``pid`` runs and its command line contains ``must_contain`` (so a reused pid is
+    not mistaken for our process). Without /proc: whether the pid exists."""
+    if not pid:
+        return False
+    if Path("/proc").is_dir():
+        cmd = _cmdline(pid)
+        if not cmd:
+            return False
+        try:  # a finished child that nobody reaped yet is not running
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+                return False
+        except (OSError, IndexError):
+            pass
+        return must_contain in cmd
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+#: a job whose runner has not recorded its pid this long after the start is considered lost
+START_GRACE_S = 120.0
+
+
+def _age_s(job: Job) -> float:
+    try:
+        return (_dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(job.started)).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
+def _status(job: Job) -> str:
+    if job.returncode is not None:
+        if job.returncode == 0:
+            return "complete"
+        return "stopped" if job.stop_requested else "failed"
+    if job.pid is None:  # the runner has not started the trainer yet
+        return "starting" if _age_s(job) < START_GRACE_S else "lost"
+    if _alive(job.pid, job.id):
+        return "running"
+    return "lost"  # the runner died without recording an exit code (machine rebooted, killed)
+
+
+def load_job(path: str | os.PathLike[str]) -> Job:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        job = Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__ and k not in ("status", "record")})
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise LabError(f"job record {str(p)!r} is unreadable ({exc})") from None
+    job.record = str(p)
+    job.status = _status(job)
+    return job
+
+
+def save_job(job: Job) -> None:
+    data = {k: v for k, v in asdict(job).items() if k not in ("status", "record")}
+    atomic_write_json(job.record, data)
+
+
+def list_jobs(runs_root: str | os.PathLike[str]) -> list[Job]:
+    """Every job started from the dashboard for this runs folder, newest first."""
+    folder = jobs_dir(runs_root)
+    if not folder.is_dir():
+        return []
+    jobs = []
+    for p in folder.glob("*.json"):
+        try:
+            jobs.append(load_job(p))
+        except LabError:
+            continue
+    return sorted(jobs, key=lambda j: j.started, reverse=True)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def start_training(
+    recipe: str | os.PathLike[str],
+    run_name: str,
+    runs_root: str | os.PathLike[str],
+    recipes_root: str | os.PathLike[str],
+    *,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    python: str | None = None,
+) -> Job:
+    """Start ``lab train --config RECIPE --out RUNS/RUN_NAME [--set ...] [--resume]`` in the
+    background; LabError (nothing started) for a recipe outside ``recipes_root``, an invalid
+    recipe or override, a bad run name, a folder that already holds a run without ``resume``
+    (or none with it), or a run of that folder that is still going."""
+    from lab.checkpoint import MODEL_FILE, STATE_FILE
+    from lab.config import load_config
+
+    root = Path(runs_root)
+    rec = Path(recipe)
+    if not rec.is_file() or not _inside(rec, Path(recipes_root)):
+        raise LabError(f"recipe {str(rec)!r} is not a recipe file in {str(recipes_root)!r}")
+    if not RUN_NAME.match(run_name or ""):
+        raise LabError(
+            f"run name {run_name!r} must be letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    cfg = load_config(rec, list(overrides))  # validates the recipe and the overrides now, not in the log
+    out = root / run_name
+    exists = (out / STATE_FILE).exists() or (out / MODEL_FILE).exists()
+    if exists and not resume:
+        raise LabError(f"{str(out)!r} already holds a run; tick 'resume' to continue it or choose another name")
+    if resume and not (out / STATE_FILE).exists():
+        raise LabError(f"{str(out)!r} holds no run to resume")
+    for other in list_jobs(root):
+        if other.status in ("starting", "running") and _same(other.out, out):
+            raise LabError(f"{str(out)!r} is already being trained (job {other.id}); wait for it or stop it")
+    root.mkdir(parents=True, exist_ok=True)
+    folder = jobs_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    job_id = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{run_name}-{uuid.uuid4().hex[:6]}"
+    log = folder / f"{job_id}.log"
+    py = python or sys.executable
+    cmd = [py, "-m", "lab", "train", "--config", str(rec.resolve()), "--out", str(out.resolve())]
+    for o in overrides:
+        cmd += ["--set", o]
+    if resume:
+        cmd.append("--resume")
+    job = Job(id=job_id, recipe=str(rec), out=str(out), log=str(log), cmd=cmd, started=_now(),
+              epochs_total=int(cfg.train.epochs), record=str(folder / f"{job_id}.json"))  # fmt: skip
+    save_job(job)
+    runner = subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments as a list
+        [py, "-m", "lab.dashboard.job_runner", job.record],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True, cwd=os.getcwd(),
+    )  # fmt: skip
+    job.status = "starting"  # the runner records its pid and the trainer's (the record has one writer at a time)
+    _reap_later(runner)
+    return job
+
+
+_RUNNERS: list[subprocess.Popen[bytes]] = []
+
+
+def _reap_later(proc: subprocess.Popen[bytes]) -> None:
+    """Keep the Popen so finished runners are reaped (no zombies) the next time one starts."""
+    _RUNNERS[:] = [p for p in _RUNNERS if p.poll() is None]
+    _RUNNERS.append(proc)
+
+
+def _same(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def stop_job(job: Job) -> bool:
+    """Interrupt the job's ``lab train`` (SIGINT: finished epochs stay saved; ``--resume``
+    continues). Returns False when it is not running."""
+    if job.status != "running":
+        return False
+    job.stop_requested = True
+    save_job(job)
+    if job.child_pid and _alive(job.child_pid, str(Path(job.out).resolve())):
+        os.kill(job.child_pid, signal.SIGINT)
+        return True
+    if job.pid and _alive(job.pid, job.id):
+        os.killpg(job.pid, signal.SIGINT)  # the runner leads its own process group (start_new_session)
+        return True
+    return False
+
+
+@dataclass
+class Progress:
+    epochs_done: int
+    epochs_total: int | None
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    run_status: str | None  # the run's model.json status: running | complete | stopped_early
+    last_line: str  # the last line of the log (tqdm's bar, a log message or an error)
+
+    @property
+    def fraction(self) -> float:
+        if not self.epochs_total:
+            return 0.0
+        return max(0.0, min(1.0, self.epochs_done / self.epochs_total))
+
+
+def _last_state(line: str) -> str:
+    """A log line as the terminal last showed it: the final non-empty ``\\r`` segment, no colours."""
+    parts = [s for s in line.split("\r") if s.strip()]
+    return _ANSI.sub("", parts[-1]) if parts else ""
+
+
+def log_tail(path: str | os.PathLike[str], max_bytes: int = 16_384) -> str:
+    """The end of a log, with progress-bar redraws (``\\r``) reduced to their last state."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - max_bytes))
+            raw = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [_last_state(line) for line in raw.split("\n")]
+    return "\n".join(line.rstrip() for line in lines).strip("\n")
+
+
+def progress(job: Job) -> Progress:
+    """Epochs done (the run's ``model.json``), the history, and the log's last line."""
+    history: list[dict[str, Any]] = []
+    done = 0
+    status = None
+    metrics: dict[str, Any] = {}
+    total = job.epochs_total
+    side = Path(job.out) / "model.json"
+    try:
+        record = json.loads(side.read_text(encoding="utf-8"))
+        training = record.get("training") or {}
+        history = list(training.get("history") or [])
+        done = int(training.get("epochs_completed") or 0)
+        status = record.get("status")
+        metrics = dict(record.get("metrics") or {})
+        total = total or int(((record.get("config") or {}).get("train") or {}).get("epochs") or 0) or None
+    except (OSError, json.JSONDecodeError, TypeError, ValueError):
+        pass
+    tail = log_tail(job.log)
+    last = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
+    return Progress(epochs_done=done, epochs_total=total, history=history, metrics=metrics, run_status=status,
+                    last_line=last)  # fmt: skip

@@ -1,0 +1,147 @@
+"""Compare models: a standard, an adversarially trained and a denoised model on the same
+image and epsilon (each attacked white-box on its own), and their accuracy-vs-epsilon
+curves from their ``lab eval`` reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from lab.dashboard import cache, reports, settings, widgets
+from lab.dashboard.compute import defense_kind, denoise_images
+from lab.dashboard.images import picture
+from lab.dashboard.plots import probability_bars
+from lab.dashboard.ui import pct, run_name, show, user_errors
+
+KEY = "cmp"
+MAX_MODELS = 4
+
+
+def default_selection(rows: list[dict[str, Any]]) -> list[str]:
+    """One undefended, one adversarially trained and one denoised model of one dataset
+    (MNIST when it has a standard model), whichever exist, else the first models of it."""
+    if not rows:
+        return []
+    plain = [r for r in rows if not widgets.is_defended(r)]
+    mnist = [r for r in plain if r.get("dataset") == "mnist"]
+    dataset = (mnist or plain or rows)[0].get("dataset")
+    same = [r for r in rows if r.get("dataset") == dataset]
+    picked: list[str] = []
+    for want in (None, "adversarial training", "denoiser"):
+        hit = next((r for r in same if defense_kind({"defense": r.get("defense")}) == want), None)
+        if hit is not None:
+            picked.append(hit["path"])
+    for r in same:
+        if len(picked) >= 3:
+            break
+        if r["path"] not in picked:
+            picked.append(r["path"])
+    return picked[:3]
+
+
+def _model_column(path: str, picked: widgets.Picked, choice: widgets.AttackChoice, root: Path) -> None:
+    ck = cache.checkpoint(path)
+    names = list(ck.info.class_names)
+    res = cache.playground(path, picked.image, picked.label, attack=choice.name, settings=choice.settings,
+                           eps=choice.eps, norm=choice.norm, methods=(), name=picked.name)  # fmt: skip
+    out = res.outcome
+    kind = defense_kind(ck.record, ck) or "standard"
+    st.markdown(f"**{run_name(path, root)}**  \n{ck.info.arch}, {kind}")
+    show(st, picture(res.attack.adversarial[0]), caption="its adversarial image")
+    den = denoise_images(ck, res.attack.adversarial)
+    if den is not None:
+        show(st, picture(den[0]), caption="after its denoiser")
+        st.caption("The attack ran through the whole pipeline, but a transform without useful gradients (bit depth, "
+                   "JPEG, median) hides them: a prediction that holds here may fall to BPDA/EOT; see its report's "
+                   "threat rows.")  # fmt: skip
+    ok = out.prediction_after == (picked.label if picked.label is not None else out.prediction_before)
+    st.metric("Adversarial prediction", f"{names[out.prediction_after]} ({pct(out.confidence_after)})",
+              delta="holds" if ok else "fooled", delta_color="normal" if ok else "inverse", delta_arrow="off")  # fmt: skip
+    st.caption(f"clean: {names[out.prediction_before]} ({pct(out.confidence_before)}); "
+               f"L-inf {out.linf:.3f}, L2 {out.l2:.3f}; {res.seconds_attack:.2f} s")  # fmt: skip
+    st.pyplot(probability_bars([("clean", res.probs_clean), ("adversarial", res.probs_adversarial)], names, k=3,
+                               label=picked.label))  # fmt: skip
+
+
+def _curves(paths: list[str], root: Path) -> None:
+    from lab.dashboard.plots import accuracy_curves
+    from lab.render import eps_label
+
+    entries = reports.find_reports(root) if root.is_dir() else []
+    models: list[tuple[str, list[reports.Curve]]] = []
+    labels: dict[float, str] = {}
+    clean: dict[str, float] = {}
+    norms: set[str] = set()
+    summary = []
+    for path in paths:
+        name = run_name(path, root)
+        found = reports.reports_for_run(entries, path)
+        if not found:
+            summary.append({"model": name, "report": "none: run `lab eval --model " + str(path) + "`", "headline": "-"})
+            continue
+        titles = [e.title for e in found]
+        chosen = st.selectbox(f"Report for {name}", titles, key=f"{KEY}_report_{path}") if len(found) > 1 else titles[0]
+        entry = found[titles.index(chosen)]
+        rep = reports.load_robustness(entry.path)
+        norms.add(rep.norm)
+        models.append((name, reports.curves(rep, attacks=False)))
+        clean[name] = float(rep.clean_accuracy) if rep.clean_accuracy is not None else float("nan")
+        labels.update({float(r.eps): eps_label(rep, r.eps) for r in rep.results})
+        h = reports.headline(rep)
+        summary.append({"model": name, "report": entry.title,
+                        "headline": h.text + (f" [row: {h.row}]" if h.row else "")})  # fmt: skip
+    if models:
+        if len(norms) > 1:
+            st.warning("These reports use different norms (" + ", ".join(sorted(norms)) + "); their epsilons do "
+                       "not compare.")  # fmt: skip
+        left, _ = st.columns([3, 1])
+        left.pyplot(accuracy_curves(models, norm=sorted(norms)[0], eps_labels=labels, clean=clean,
+                                    title="robust accuracy vs epsilon (bold: worst case; dashed: threat rows)"))  # fmt: skip
+    st.dataframe(summary, hide_index=True)
+
+
+def main() -> None:
+    st.title("Compare models")
+    st.caption("The same image and epsilon against each model, every model attacked on its own (white-box); "
+               "below, their accuracy-vs-epsilon curves from their reports.")  # fmt: skip
+    root = settings.runs_dir()
+    rows = widgets.readable(cache.checkpoints(root))
+    if not rows:
+        st.info(f"No readable model in {str(root)!r}. Train some on the Models page or with `make demo`.")
+        return
+    by_path = {r["path"]: r for r in rows}
+    paths = st.multiselect("Models", list(by_path), default=default_selection(rows), key=f"{KEY}_models",
+                           max_selections=MAX_MODELS, format_func=lambda p: widgets.model_label(by_path[p], root))  # fmt: skip
+    if not paths:
+        st.info("Choose at least one model.")
+        return
+    first = cache.checkpoint(paths[0])
+    shape = list(first.info.input_shape)
+    odd = [run_name(p, root) for p in paths if list(cache.checkpoint(p).info.input_shape) != shape]
+    if odd:
+        st.error(f"{', '.join(odd)} take{'s' if len(odd) == 1 else ''} other images than {run_name(paths[0], root)} "
+                 f"{tuple(shape)}; compare models of one dataset.")  # fmt: skip
+        return
+    picked = widgets.image_picker(paths[0], first.info, key=KEY)
+    if picked is None:
+        return
+    for note in picked.notices:
+        st.info(f"Upload: {note}.")
+    choice = widgets.attack_controls(first.info, key=KEY)
+    label = f"label {first.info.class_names[picked.label]}" if picked.label is not None else "uploaded"
+    st.caption(f"{picked.name} ({label}); {choice.title}")
+    show(st, picture(picked.image, px=112), caption="the image")
+    for col, path in zip(st.columns(len(paths)), paths):
+        with col, user_errors():
+            _model_column(path, picked, choice, root)
+    st.subheader("Accuracy vs epsilon")
+    _curves(paths, root)
+    st.caption(f"Reports are found under {str(root)!r}; `lab eval --model RUN` writes one.")
+
+
+if __name__ == "__main__":
+    with user_errors():
+        main()

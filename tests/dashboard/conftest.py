@@ -1,0 +1,60 @@
+"""A tiny runs folder for the dashboard's tests: real models trained for seconds on MNIST,
+a corrupt checkpoint, a robustness report and an explanation report."""
+
+from __future__ import annotations
+
+import pytest
+from dash_helpers import ROOT, DashRuns, tiny_denoiser, tiny_train
+
+
+@pytest.fixture(scope="session")
+def dash_runs(tmp_path_factory: pytest.TempPathFactory) -> DashRuns:
+    """``mnist_std`` (FastNet, 2 epochs on 2,048 images, ~90%), ``mnist_at`` (the same with
+    PGD-3 adversarial training, 1 epoch), ``broken`` (garbage where the weights should be),
+    a quick ``lab eval`` report of ``mnist_std`` with one failed masking check, and an
+    explanation report with an attack; and, once the lab has denoisers, ``mnist_bit_depth``
+    (1-bit depth reduction in front of ``mnist_std``) with its threat-row report."""
+    from explain.run import run_explain, write_explain_run
+    from lab.checkpoint import load_model
+    from lab.eval_run import evaluate_checkpoint
+    from lab.render import write_report
+    from lab.report import MaskingCheck
+
+    root = tmp_path_factory.mktemp("dash_runs")
+    std = tiny_train(root / "mnist_std")
+    at = tiny_train(root / "mnist_at", epochs=1, subset=1024,
+                    defense={"name": "pgd_at", "eps": 0.3, "steps": 3, "alpha": 0.15})  # fmt: skip
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"\x00" * 8 + b"this is not a checkpoint")
+    (broken / "eval" / "quick-linf").mkdir(parents=True)
+    (broken / "eval" / "quick-linf" / "report.json").write_text("{ not json")
+
+    ck = load_model(std)
+    rep = evaluate_checkpoint(ck, suite="quick", eps=[0.0, 0.1, 0.3], n=64, checks=False, progress=False)
+    rep.checks.append(MaskingCheck("more-steps-change-little", False, "PGD-100 beat PGD-20 by 12 points",
+                                   {"pgd20": 0.3, "pgd100": 0.18}))  # fmt: skip
+    report_dir = std / "eval" / "quick-linf"
+    write_report(rep, report_dir)
+
+    from lab.samples import from_test_set
+
+    s = from_test_set(ck.info, 2, 0)
+    run = run_explain([ck], ["saliency", "gradcam"], s.x, s.y, attack="pgd", eps=0.3, quick=True, names=s.names)
+    expl_dir = root / "explain_demo"
+    write_explain_run(run, expl_dir)
+    denoised = tiny_denoiser(root / "mnist_bit_depth", std)
+    if denoised is not None:  # its report has threat rows (gray-box, white-box, bpda)
+        rep = evaluate_checkpoint(load_model(denoised), suite="quick", eps=[0.0, 0.1, 0.3], n=64, checks=False,
+                                  progress=False)  # fmt: skip
+        write_report(rep, denoised / "eval" / "quick-linf")
+    return DashRuns(root=root, standard=std, hardened=at, broken=broken, report=report_dir / "report.json",
+                    explanations=expl_dir / "explanations.json", denoised=denoised)  # fmt: skip
+
+
+@pytest.fixture
+def app_env(dash_runs: DashRuns, monkeypatch: pytest.MonkeyPatch) -> DashRuns:
+    """The dashboard pointed at the tiny runs folder (LAB_RUNS_DIR)."""
+    monkeypatch.setenv("LAB_RUNS_DIR", str(dash_runs.root))
+    monkeypatch.chdir(ROOT)
+    return dash_runs

@@ -1,0 +1,138 @@
+"""The dashboard in a real browser: ``streamlit run app.py`` on localhost (a free port, a
+tiny runs folder), Debian's chromium driven by Playwright; the epsilon slider is moved
+with the keyboard and the adversarial prediction shown must change. Saves a screenshot.
+
+Skipped, saying why, when there is no chromium binary (``apt-get install chromium``, which
+``make system-data`` does as root on Debian) or no Playwright (the ``dev`` extras).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dash_helpers import APP, ROOT, DashRuns, threads_env
+
+CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium", "/usr/lib/chromium/chromium")
+
+
+def find_chromium() -> str | None:
+    for name in CANDIDATES:
+        path = shutil.which(name) or (name if Path(name).is_file() else None)
+        if path:
+            return path
+    return None
+
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium, "
+                                                          "or `make system-data` as root on Debian)")  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dashboard(dash_runs: DashRuns, tmp_path: Path) -> Iterator[str]:
+    """The app served on localhost at a free port; yields its URL; stops it afterwards."""
+    port = free_port()
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    env = dict(threads_env(), LAB_RUNS_DIR=str(dash_runs.root))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def metric_values(page: object) -> dict[str, str]:
+    """Label -> value of every st.metric on the page."""
+    out: dict[str, str] = {}
+    for m in page.locator('[data-testid="stMetric"]').all():  # type: ignore[attr-defined]
+        label = m.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        out[label] = m.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return out
+
+
+def wait_for(page: object, predicate: object, what: str, timeout: float = 60.0) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    last: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            last = metric_values(page)
+        except Exception:  # noqa: BLE001 - elements are replaced while the app reruns
+            last = {}
+        if last and predicate(last):  # type: ignore[operator]
+            return last
+        page.wait_for_timeout(250)  # type: ignore[attr-defined]
+    pytest.fail(f"timed out waiting for {what}; metrics shown: {last}")
+
+
+def wait_idle(page: object, timeout: float = 30.0) -> None:
+    """Until no element is stale (Streamlit greys out what a rerun has not redrawn yet)."""
+    deadline = time.monotonic() + timeout
+    while page.locator('[data-stale="true"]').count() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        page.wait_for_timeout(200)  # type: ignore[attr-defined]
+
+
+def test_moving_the_epsilon_slider_changes_the_adversarial_prediction(dashboard: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(dashboard)
+            first = wait_for(page, lambda m: "Adversarial prediction" in m and "Prediction" in m, "the Playground")
+            assert first["Perturbation L-inf"] == "0.300"
+            slider = page.get_by_role("slider", name=re.compile(r"^Epsilon"))
+            slider.focus()
+            slider.press("Home")  # 0.30 -> 0.00
+            at_zero = wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.000", "epsilon 0")
+            assert at_zero["Adversarial prediction"] == at_zero["Prediction"]
+            slider.press("End")  # -> 0.50
+            strong = wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.500", "epsilon 0.5")
+            assert strong["Adversarial prediction"].split(" (")[0] != at_zero["Adversarial prediction"].split(" (")[0]
+            for _ in range(3):  # arrows move it one 0.01 step each
+                slider.press("ArrowLeft")
+            wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.470", "epsilon 0.47")
+            wait_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            shot = tmp_path / "playground.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
