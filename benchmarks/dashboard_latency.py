@@ -21,13 +21,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -62,63 +58,25 @@ def interaction(model: str, n: int, methods: list[str], steps: int, eps: float, 
     return times
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "/usr/bin/chromium", "/usr/lib/chromium/chromium"):
-        path = shutil.which(name) or (name if Path(name).is_file() else None)
-        if path:
-            return path
-    return None
-
-
-def _serve(runs_dir: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = dict(os.environ, LAB_RUNS_DIR=runs_dir)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "localhost"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, f"http://localhost:{port}"
-
-
-def _healthy(proc: subprocess.Popen[bytes], url: str, t0: float, timeout: float) -> float:
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.read().strip() == b"ok":
-                    return time.perf_counter() - t0
-        except OSError:
-            pass
-        if proc.poll() is not None or time.perf_counter() - t0 > timeout:
-            raise RuntimeError("streamlit did not start")
-        time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def cold_start(runs_dir: str, chromium: str | None, timeout: float = 120.0) -> tuple[float, float | None]:
     """(seconds until the health check answers, seconds until the Playground shows a result or None).
 
     The browser is started first (a user's browser is already open); the clock starts when
     ``streamlit run`` is launched.
     """
+    from lab.dashboard import serve
+
+    def healthy_after(t0: float) -> tuple[subprocess.Popen[bytes], str, float]:
+        proc, url = serve.start(runs_dir)
+        if not serve.wait_healthy(proc, url, timeout):
+            serve.stop(proc)
+            raise RuntimeError("streamlit did not start")
+        return proc, url, time.perf_counter() - t0
+
     if chromium is None:
-        proc, url = _serve(runs_dir)
-        try:
-            return _healthy(proc, url, time.perf_counter(), timeout), None
-        finally:
-            _stop(proc)
+        proc, url, healthy = healthy_after(time.perf_counter())
+        serve.stop(proc)
+        return healthy, None
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -126,15 +84,14 @@ def cold_start(runs_dir: str, chromium: str | None, timeout: float = 120.0) -> t
         try:
             page = browser.new_page()
             t0 = time.perf_counter()
-            proc, url = _serve(runs_dir)
+            proc, url, healthy = healthy_after(t0)
             try:
-                healthy = _healthy(proc, url, t0, timeout)
                 page.goto(url)
                 label = page.locator('[data-testid="stMetricLabel"]', has_text="Adversarial prediction")
                 label.wait_for(timeout=timeout * 1000)
                 return healthy, time.perf_counter() - t0
             finally:
-                _stop(proc)
+                serve.stop(proc)
         finally:
             browser.close()
 
@@ -162,7 +119,9 @@ def main() -> None:
         print(f"  {what:40s} p50 {percentile(t, 50):.3f} s  p95 {p95:.3f} s  max {max(t):.3f} s  "
               f"[goal p95 <= 0.5 s: {'met' if p95 <= 0.5 else 'MISSED'}]")  # fmt: skip
     if args.cold > 0:
-        chromium = find_chromium()
+        from lab.dashboard import serve
+
+        chromium = serve.find_chromium()
         try:
             import playwright  # noqa: F401
         except ImportError:

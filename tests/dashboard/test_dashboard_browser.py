@@ -9,73 +9,32 @@ Skipped, saying why, when there is no chromium binary (``apt-get install chromiu
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dash_helpers import APP, ROOT, DashRuns, threads_env
+from dash_helpers import DashRuns, threads_env
 
-CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium", "/usr/lib/chromium/chromium")
+from lab.dashboard import serve
 
-
-def find_chromium() -> str | None:
-    for name in CANDIDATES:
-        path = shutil.which(name) or (name if Path(name).is_file() else None)
-        if path:
-            return path
-    return None
-
-
-CHROMIUM = find_chromium()
+CHROMIUM = serve.find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium, "
                                                           "or `make system-data` as root on Debian)")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def dashboard(dash_runs: DashRuns, tmp_path: Path) -> Iterator[str]:
     """The app served on localhost at a free port; yields its URL; stops it afterwards."""
-    port = free_port()
     log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
-    env = dict(threads_env(), LAB_RUNS_DIR=str(dash_runs.root))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://localhost:{port}"
+    proc, url = serve.start(dash_runs.root, env=threads_env(), log=log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-3000:])
-            time.sleep(0.2)
+        if not serve.wait_healthy(proc, url, timeout=60, poll=0.2):
+            log.flush()
+            pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-3000:])
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        serve.stop(proc)
         log.close()
 
 
