@@ -10,7 +10,7 @@ One file per denoiser, registered by name in :data:`DENOISERS`:
 
 :class:`Denoised` is the wrapped model; :func:`threat_rows` the views the evaluator attacks
 (gray-box, white-box, BPDA, EOT). ``lab train`` builds and trains them from a recipe's
-``[denoiser]`` section (:func:`build_denoised`, :mod:`defenses.denoisers.training`).
+``[denoiser]`` section (:func:`wrap`, :mod:`defenses.denoisers.training`).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def wrap(
     cinfo = classifier.info
     if isinstance(classifier, Denoised):
         raise LabError("the classifier is already a denoised model; put the denoiser in front of a plain classifier")
-    denoiser = DENOISERS.get(cfg.name)(cfg, tuple(cinfo.input_shape))  # type: ignore[arg-type]
     den = DENOISERS.get(cfg.name)
+    denoiser = den(cfg, tuple(cinfo.input_shape))  # type: ignore[arg-type]
     extra = {
         "denoiser": {"name": cfg.name, "title": den.title, "settings": denoiser.settings(),
                      "trainable": den.trainable, "differentiable": den.differentiable, "randomized": den.randomized},

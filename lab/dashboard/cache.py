@@ -22,13 +22,7 @@ import streamlit as st
 
 from lab.checkpoint import MODEL_FILE, SIDECAR_FILE, Checkpoint, list_checkpoints, load_model, resolve_model_path
 from lab.dashboard import compute
-
-
-def device() -> str:
-    """The device models run on: CUDA when there is one, else the CPU."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from lab.runtime import pick_device
 
 
 def model_key(path: str | os.PathLike[str]) -> str:
@@ -58,7 +52,7 @@ def model_lock(key: str) -> threading.Lock:
 
 def checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """The verified checkpoint at ``path`` (a run folder), loaded once while it is unchanged."""
-    return _checkpoint(str(path), model_key(path), device())
+    return _checkpoint(str(path), model_key(path), str(pick_device("auto")))
 
 
 def checkpoints(root: str | os.PathLike[str]) -> list[dict[str, Any]]:

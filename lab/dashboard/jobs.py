@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.dashboard.reports import same_folder
 from lab.errors import LabError
 from lab.io import atomic_write_json
 
@@ -191,7 +192,7 @@ def start_training(
     if resume and not (out / STATE_FILE).exists():
         raise LabError(f"{str(out)!r} holds no run to resume")
     for other in list_jobs(root):
-        if other.status in ("starting", "running") and _same(other.out, out):
+        if other.status in ("starting", "running") and same_folder(other.out, out):
             raise LabError(f"{str(out)!r} is already being trained (job {other.id}); wait for it or stop it")
     root.mkdir(parents=True, exist_ok=True)
     folder = jobs_dir(root)
@@ -224,13 +225,6 @@ def _reap_later(proc: subprocess.Popen[bytes]) -> None:
     """Keep the Popen so finished runners are reaped (no zombies) the next time one starts."""
     _RUNNERS[:] = [p for p in _RUNNERS if p.poll() is None]
     _RUNNERS.append(proc)
-
-
-def _same(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
 
 
 def stop_job(job: Job) -> bool:

@@ -104,7 +104,8 @@ def find_reports(root: str | os.PathLike[str]) -> list[ReportEntry]:
     return out
 
 
-def _same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+def same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file or folder (False when one cannot be resolved)."""
     try:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
@@ -119,8 +120,8 @@ def reports_for_run(entries: Iterable[ReportEntry], run_dir: str | os.PathLike[s
     for e in entries:
         if e.kind != ROBUSTNESS or e.error:
             continue
-        inside = _same_folder(e.path.parent, run) or run.resolve() in e.path.resolve().parents
-        if inside or (e.run is not None and _same_folder(e.run, run)):
+        inside = same_folder(e.path.parent, run) or run.resolve() in e.path.resolve().parents
+        if inside or (e.run is not None and same_folder(e.run, run)):
             found.append(e)
     return found
 
