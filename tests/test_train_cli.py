@@ -87,7 +87,8 @@ def _wait_for_epoch(out: Path, proc: subprocess.Popen[str], epochs: int, timeout
     deadline = time.time() + timeout
     while time.time() < deadline:
         state = out / ckpt.STATE_FILE
-        if state.exists():
+        # an epoch's commit writes train_state, then the model file: wait for both
+        if state.exists() and (out / ckpt.MODEL_FILE).exists():
             try:
                 if ckpt.load_tensors(state)[1]["epochs_completed"] >= epochs:
                     return
