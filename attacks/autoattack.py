@@ -32,6 +32,7 @@ from torch import nn
 from attacks.autoattack_common import (
     AA_NORMS,
     class_count,
+    collect_flags,
     import_autoattack,
     need_classes,
     set_apgd_iters,
@@ -133,6 +134,6 @@ class AutoAttack(Attack):
             suite.fab.n_iter = self.steps
         if self.n_queries is not None:
             suite.square.n_queries = self.n_queries
-        with seeded(self.seed, x.device), _guarded_checks(aa):
+        with seeded(self.seed, x.device), _guarded_checks(aa), collect_flags(self.notes):
             out = suite.run_standard_evaluation(x, y, batch_size=self.batch_size)
         return out[0] if isinstance(out, tuple) else out

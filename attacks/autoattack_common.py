@@ -10,13 +10,17 @@ a packaging of fra31/auto-attack; Croce & Hein, 2020).
 * :func:`class_count`: the number of classes, from the model's metadata or one forward pass.
 
 The package logs to the ``"auto-attack"`` logger (``logging``); its sub-attacks are built
-with ``verbose=False``, so nothing is printed. It seeds torch's global generator itself
+with ``verbose=False``, so nothing is printed; its own flags (warnings such as "Square
+decreased robust accuracy", a randomized or non-softmax model) are collected by
+:func:`collect_flags` into the attack's ``notes``, which the evaluator puts in the report. It seeds torch's global generator itself
 (``torch.manual_seed``), so every call runs inside :func:`attacks.rng.seeded`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -61,3 +65,25 @@ def class_count(model: nn.Module, x: torch.Tensor) -> int:
 def need_classes(what: str, n: int, minimum: int) -> None:
     if n < minimum:
         raise LabError(f"{what} needs a model with at least {minimum} classes, this one has {n}")
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = " ".join(record.getMessage().split())
+        if text and text not in self.into:
+            self.into.append(text)
+
+
+@contextlib.contextmanager
+def collect_flags(into: list[str]) -> Iterator[None]:
+    """Append every warning AutoAttack logs inside the block to ``into`` (once each)."""
+    handler = _Collect(into)
+    AA_LOGGER.addHandler(handler)
+    try:
+        yield
+    finally:
+        AA_LOGGER.removeHandler(handler)

@@ -66,6 +66,15 @@ class Attack(ABC):
             raise LabError(f"attack {self.name!r} does not support the {norm!r} norm; it supports {', '.join(self.norms)}")
         self.threat: ThreatModel = make_threat(norm, eps)
         self.seed = int(seed)
+        #: what the underlying library flagged during the last call (e.g. AutoAttack's own
+        #: checks); the evaluator copies these into the report's warnings
+        self.notes: list[str] = []
+
+    def transfer_settings(self) -> dict[str, Any]:
+        """Settings that make this attack full strength when its examples are made on a
+        surrogate and judged on another model (a transfer / gray-box row): e.g. no early stop
+        at the first iterate that barely fools the surrogate. Empty: it runs as configured."""
+        return {}
 
     @property
     def eps(self) -> float:
@@ -94,6 +103,7 @@ class Attack(ABC):
         self.threat.check_range(x)
         y = y.to(x.device, torch.int64)
         target = target.to(x.device, torch.int64) if target is not None else None
+        self.notes = []
         if self.eps == 0 or x.shape[0] == 0:
             return x.detach().clone()
         with frozen_eval(model), torch.enable_grad():

@@ -13,6 +13,7 @@ class FGSM(GradientAttack):
     name = "fgsm"
 
     def __init__(self, *, eps: float, norm: str = "linf", loss: str = "ce", random_start: bool = False,
-                 precision: str = "auto", seed: int = 0) -> None:  # fmt: skip
+                 kappa: float | None = None, precision: str = "auto",
+                 seed: int = 0) -> None:  # fmt: skip
         super().__init__(eps=eps, norm=norm, steps=1, alpha=eps if eps > 0 else None, random_start=random_start,
-                         restarts=1, loss=loss, early_stop=False, precision=precision, seed=seed)  # fmt: skip
+                         restarts=1, loss=loss, early_stop=False, kappa=kappa, precision=precision, seed=seed)  # fmt: skip

@@ -12,6 +12,11 @@ success when *any* iterate succeeded, which is never weaker than the last iterat
 
 Restarts keep, per example, the first successful run, else the run with the highest loss.
 
+Confidence (``kappa``, margin loss only): the loss is ``min(max_{j != y} z_j - z_y, kappa)``,
+Carlini & Wagner's high-confidence objective: with no early stop the attack keeps pushing an
+example until the wrong class leads by ``kappa`` logits. The evaluator's transfer rows use it
+(:meth:`GradientAttack.transfer_settings`: no early stop, ``kappa`` = :data:`TRANSFER_KAPPA`).
+
 Precision (``precision="auto"``): the forward/backward passes that only steer the attack
 run under bf16 autocast where the hardware does bf16 natively (CUDA, AVX-512-BF16/AMX
 CPUs), like training does; every success is confirmed by an fp32 forward pass before
@@ -21,6 +26,7 @@ caller. ``precision="fp32"`` runs everything in fp32.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -31,6 +37,9 @@ from attacks.base import Attack
 from attacks.losses import LOSSES
 from lab.errors import LabError
 from lab.runtime import autocast, pick_dtype
+
+#: confidence (logits) a transfer row's margin-loss attacks aim for past the decision boundary
+TRANSFER_KAPPA = 20.0
 
 
 def is_success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -54,6 +63,7 @@ class GradientAttack(Attack):
         loss: str = "ce",
         momentum: float = 0.0,
         early_stop: bool = True,
+        kappa: float | None = None,
         precision: str = "auto",
         seed: int = 0,
     ) -> None:
@@ -69,8 +79,16 @@ class GradientAttack(Attack):
             raise LabError(f"step size alpha must be a positive number, got {alpha!r}")
         if momentum < 0:
             raise LabError(f"momentum must be >= 0, got {momentum!r}")
+        if kappa is not None:
+            if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or math.isnan(kappa) or kappa <= 0:
+                raise LabError(f"kappa must be a positive number of logits, got {kappa!r}")
+            if loss != "margin":
+                raise LabError(f"kappa (a confidence) applies to the margin loss only, not to loss {loss!r}")
+        self.kappa = float(kappa) if kappa is not None else None
         self.loss_name = loss
-        self.loss_fn = LOSSES.get(loss)
+        base_loss = LOSSES.get(loss)
+        cap = self.kappa
+        self.loss_fn = base_loss if cap is None else (lambda z, y, t: base_loss(z, y, t).clamp(max=cap))
         self.steps = steps
         self.alpha = float(alpha) if alpha is not None else self.default_alpha()
         self.random_start = random_start
@@ -90,8 +108,20 @@ class GradientAttack(Attack):
         return {
             **super().config(), "steps": self.steps, "alpha": self.alpha, "random_start": self.random_start,
             "restarts": self.restarts, "loss": self.loss_name, "momentum": self.momentum,
-            "early_stop": self.early_stop, "precision": self.precision,
+            "early_stop": self.early_stop, "kappa": self.kappa, "precision": self.precision,
         }  # fmt: skip
+
+    def transfer_settings(self) -> dict[str, Any]:
+        """Full strength for a transfer row: run every step (no early stop at the first
+        iterate that fools the surrogate) and, with the margin loss, aim for a confidence of
+        :data:`TRANSFER_KAPPA` logits."""
+        takes = inspect.signature(type(self).__init__).parameters
+        out: dict[str, Any] = {}
+        if self.early_stop and "early_stop" in takes:
+            out["early_stop"] = False
+        if self.loss_name == "margin" and self.kappa is None and "kappa" in takes:
+            out["kappa"] = TRANSFER_KAPPA
+        return out
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:  # fmt: skip

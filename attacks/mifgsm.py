@@ -15,9 +15,10 @@ class MIFGSM(GradientAttack):
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 10, momentum: float = 1.0,
                  alpha: float | None = None, loss: str = "ce", early_stop: bool = True,
-                 precision: str = "auto", seed: int = 0) -> None:  # fmt: skip
+                 kappa: float | None = None, precision: str = "auto",
+                 seed: int = 0) -> None:  # fmt: skip
         super().__init__(eps=eps, norm=norm, steps=steps, alpha=alpha, random_start=False, restarts=1,
-                         loss=loss, momentum=momentum, early_stop=early_stop, precision=precision, seed=seed)  # fmt: skip
+                         loss=loss, momentum=momentum, early_stop=early_stop, kappa=kappa, precision=precision, seed=seed)  # fmt: skip
 
     def default_alpha(self) -> float:
         return self.eps / self.steps

@@ -16,6 +16,7 @@ class PGD(GradientAttack):
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 20, alpha: float | None = None,
                  restarts: int = 1, loss: str = "ce", random_start: bool = True, early_stop: bool = True,
-                 precision: str = "auto", seed: int = 0) -> None:  # fmt: skip
+                 kappa: float | None = None, precision: str = "auto",
+                 seed: int = 0) -> None:  # fmt: skip
         super().__init__(eps=eps, norm=norm, steps=steps, alpha=alpha, random_start=random_start,
-                         restarts=restarts, loss=loss, early_stop=early_stop, precision=precision, seed=seed)  # fmt: skip
+                         restarts=restarts, loss=loss, early_stop=early_stop, kappa=kappa, precision=precision, seed=seed)  # fmt: skip

@@ -13,6 +13,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,49 @@ def check_threshold(value: float | None) -> float | None:
     return value
 
 
-def below_threshold(report: Any, threshold: float | None) -> bool:
-    """True when ``threshold`` is given and the headline robust accuracy is below it."""
+@dataclass(frozen=True)
+class Gate:
+    """The verdict of ``--fail-under``: passed or not, and one sentence saying why."""
+
+    passed: bool
+    reason: str
+
+
+def gate(report: Any, threshold: float | None, *, accept_unverified: bool = False) -> Gate | None:
+    """``--fail-under``: None without a threshold; else a :class:`Gate`.
+
+    A number is refused (not passed), whatever its value, when a gradient-masking check
+    failed on it, when no check ran (``--no-checks``, or every check "not run"), or when only
+    weak attacks produced it (an upper bound),
+    unless ``accept_unverified``; then it passes when the headline robust accuracy (the
+    per-image worst case) is at least ``threshold``.
+    """
     if threshold is None:
-        return False
-    acc = (report.headline or {}).get("robust_accuracy")
-    return acc is None or (isinstance(acc, float) and math.isnan(acc)) or float(acc) < threshold
+        return None
+    h = report.headline or {}
+    acc = h.get("robust_accuracy")
+    value = f"robust accuracy {_pct(acc)}"
+    if not accept_unverified:
+        failed = [c.name for c in report.failed_checks]
+        if failed:
+            return Gate(False, f"{value} is not accepted: {len(failed)} gradient-masking check"
+                               f"{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)}), so the number may "
+                               "be far too high (--accept-unverified takes it anyway)")  # fmt: skip
+        ran = [c for c in report.checks if c.passed is not None]
+        if not ran and any(r.eps > 0 for r in report.results):
+            return Gate(False, f"{value} is not accepted: no gradient-masking check ran on it "
+                               "(drop --no-checks, or --accept-unverified takes it anyway)")  # fmt: skip
+        if h.get("upper_bound_only"):
+            return Gate(False, f"{value} is not accepted: only weak attacks produced it "
+                               f"({', '.join(h.get('attacks') or [])}), so it is only an upper bound (run --suite "
+                               "standard or autoattack, or --accept-unverified takes it anyway)")  # fmt: skip
+    if acc is None or (isinstance(acc, float) and math.isnan(acc)) or float(acc) < threshold:
+        return Gate(False, f"{value} is below --fail-under {_pct(threshold)}")
+    return Gate(True, f"{value} >= --fail-under {_pct(threshold)}")
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * float(v):.2f}%"
 
 
 def evaluate_checkpoint(
@@ -83,6 +121,7 @@ def evaluate_checkpoint(
     probe_n: int = 200,
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    precision: str | None = None,
 ) -> Any:
     """Evaluate ``checkpoint`` (a :class:`lab.checkpoint.Checkpoint`) on test images
     ``offset .. offset+n-1`` of its dataset; returns a :class:`lab.report.RobustnessReport`.
@@ -120,7 +159,8 @@ def evaluate_checkpoint(
         "dataset_fingerprint": info.dataset_fingerprint,
     }
     report = evaluate(checkpoint.model, x, y, specs, eps_list, norm=norm, batch_size=batch_size, suite=suite,
-                      checks=checks, probe_n=probe_n, progress=progress, model_meta=meta)  # fmt: skip
+                      checks=checks, probe_n=probe_n, progress=progress, model_meta=meta,
+                      precision=precision)  # fmt: skip
     report.meta["data"] = {k: v for k, v in samples.source.items() if k != "from"}
     report.meta["data"]["source"] = samples.source.get("from")
     report.meta["eps_given"] = eps is not None

@@ -21,7 +21,7 @@ from lab.io import atomic_open, atomic_path, atomic_write_json
 
 if TYPE_CHECKING:
     from lab.attack_run import AttackRunResult
-    from lab.report import AttackResult, EpsResult, RobustnessReport
+    from lab.report import AttackResult, EpsResult, MaskingCheck, RobustnessReport
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -32,6 +32,7 @@ PLOT_SIZE_PX = (800, 500)
 PLOT_DPI = 100
 
 RED, GREEN, BOLD, RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
+YELLOW = "\x1b[33m"
 NORM_NAMES = {"linf": "L-inf", "l2": "L2"}
 
 
@@ -77,6 +78,11 @@ def multi_row(report: RobustnessReport) -> bool:
     return len(report.threat_rows or []) > 1
 
 
+def worst_case_label(report: RobustnessReport) -> str:
+    """The name of the robust-accuracy line: the per-image worst case (over every row, when several)."""
+    return "worst case, all rows" if multi_row(report) else "worst case"
+
+
 def attack_title(report: RobustnessReport, a: AttackResult) -> str:
     """``pgd-20``, or ``pgd-20 [bpda]`` in a report with several threat rows."""
     return f"{a.attack} [{a.threat}]" if multi_row(report) else a.attack
@@ -109,9 +115,10 @@ def headline_text(report: RobustnessReport) -> str:
         text = (f"robust accuracy at most {pct(h.get('robust_accuracy'))} at {where} "
                 f"(an upper bound: only weak attacks were run: {attacks})")  # fmt: skip
     else:
-        text = f"robust accuracy {pct(h.get('robust_accuracy'))} at {where} (worst case over {attacks})"
-    if multi_row(report) and h.get("row"):
-        text += f"; the worst threat row is {h['row']}"
+        text = f"robust accuracy {pct(h.get('robust_accuracy'))} at {where} (per-image worst case over {attacks})"
+    if multi_row(report):
+        names = [t["name"] for t in report.threat_rows]
+        text += f"; per image over every attack of all {len(names)} threat rows ({', '.join(names)})"
     failed = report.failed_checks
     if failed:
         text += (f"; {len(failed)} gradient-masking check{'s' if len(failed) > 1 else ''} FAILED "
@@ -120,6 +127,28 @@ def headline_text(report: RobustnessReport) -> str:
             text += ": the white-box row's gradients are masked; the adaptive rows exist for that, and a number may still be too high"
         else:
             text += ": the number may be far too high"
+    unrun = [c.name for c in report.checks if c.passed is None]
+    if unrun:
+        text += f"; not run (no pass): {', '.join(unrun)}"
+    return text
+
+
+def check_label(check: MaskingCheck) -> str:
+    """``PASS``, ``FAIL`` or ``not run`` (a check that could not run is never a pass)."""
+    return {"pass": "PASS", "FAIL": "FAIL"}.get(check.status, "not run")
+
+
+def checks_summary(report: RobustnessReport) -> str:
+    """``"4 of 5 passed, 1 FAILED"``, ``"3 of 5 passed, 2 not run"``: only real passes count."""
+    checks = report.checks
+    if not checks:
+        return "not run"
+    passed = sum(1 for c in checks if c.passed is True)
+    text = f"{passed} of {len(checks)} passed"
+    if report.failed_checks:
+        text += f", {len(report.failed_checks)} FAILED"
+    if report.unrun_checks:
+        text += f", {len(report.unrun_checks)} not run ({', '.join(c.name for c in report.unrun_checks)})"
     return text
 
 
@@ -168,13 +197,12 @@ def threat_row_lines(report: RobustnessReport) -> list[str]:
     header = ["threat row", "what the attacks see"] + [f"eps {eps_label(report, r.eps)}" for r in eps]
     rows = []
     for t in report.threat_rows:
-        cells = []
-        for r in eps:
-            v = pct((r.rows or {}).get(t["name"]))
-            cells.append(f"**{v}**" if r.headline_row == t["name"] else v)
-        rows.append([t["name"], t.get("description", "")] + cells)
+        rows.append([t["name"], t.get("description", "")] + [pct((r.rows or {}).get(t["name"])) for r in eps])
+    rows.append(["**every row**", "robust only if every attack of every row failed on the image (the robust accuracy)"]
+                + [f"**{pct(r.robust_accuracy)}**" for r in eps])  # fmt: skip
     return ["## Threat rows", "", "Every attack runs in every row; the defended model judges each result. "
-            "The robust accuracy at each epsilon is its worst row (bold).", ""] + _md_table(header, rows) + [""]
+            "The robust accuracy at each epsilon is the per-image worst case over all rows (last line), "
+            "never above the lowest row.", ""] + _md_table(header, rows) + [""]
 
 
 def report_markdown(report: RobustnessReport) -> str:
@@ -210,14 +238,18 @@ def report_markdown(report: RobustnessReport) -> str:
             lines.append("")
             continue
         rows = _attack_rows(report, r)
-        rows.append(["**worst case**" + (f" (row {r.headline_row})" if multi_row(report) else ""), "", "", "", f"**{pct(r.robust_accuracy)}**", "", "", "", f"{r.seconds:.2f}"])
+        rows.append([f"**{worst_case_label(report)}**", "", "", "", f"**{pct(r.robust_accuracy)}**", "", "", "", f"{r.seconds:.2f}"])
         lines += _md_table(ATTACK_COLUMNS, rows)
         lines.append("")
     lines += ["## Gradient-masking checks", ""]
     if report.checks:
+        lines += [f"{checks_summary(report)}.", ""]
         lines += _md_table(("check", "result", "detail", "numbers"), [
-            [c.name, "PASS" if c.passed else "**FAIL**", c.detail, _check_numbers(c.numbers)] for c in report.checks
+            [c.name, "**FAIL**" if c.passed is False else check_label(c), c.detail, _check_numbers(c.numbers)]
+            for c in report.checks
         ])  # fmt: skip
+        if report.unrun_checks:
+            lines += ["", "A check that did not run guards nothing: it is not a pass."]
     else:
         lines.append("Not run (`--no-checks`, or no epsilon above 0): nothing guards these numbers against gradient masking.")
     lines.append("")
@@ -253,7 +285,7 @@ def _align(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
 def report_table(report: RobustnessReport, color: bool = False) -> str:
     """Aligned plain-text table of every (epsilon, attack) row, worst cases and checks.
 
-    With ``color``: worst-case rows bold, passed checks green, failed checks red.
+    With ``color``: worst-case rows bold, passed checks green, failed checks red, checks not run yellow.
     """
     paint = (lambda code, s: f"{code}{s}{RESET}") if color else (lambda code, s: s)
     head = (f"{model_title(report)}  {norm_name(report.norm)}  n={report.n}  "
@@ -270,18 +302,20 @@ def report_table(report: RobustnessReport, color: bool = False) -> str:
             rows.append([label, attack_title(report, a), str(a.attacked), str(a.fooled), pct(a.robust_accuracy_after),
                          pct(a.success_rate), num(a.mean_norm), num(a.max_norm), f"{a.seconds:.2f}s"])  # fmt: skip
         worst_rows.add(len(rows))
-        what = f"worst case (row {r.headline_row})" if multi_row(report) else "worst case"
+        what = worst_case_label(report)
         rows.append([label, what, "", "", pct(r.robust_accuracy), "", "", "", f"{r.seconds:.2f}s"])
     lines = _align(rows, right={2, 3, 4, 5, 6, 7, 8})
     out = [head, ""]
     for i, line in enumerate(lines):
         out.append(paint(BOLD, line) if i in worst_rows else line)
     if report.checks:
-        out += ["", "gradient-masking checks:"]
+        out += ["", f"gradient-masking checks: {checks_summary(report)}"]
         names = max(len(c.name) for c in report.checks)
+        colors = {True: GREEN, False: RED, None: YELLOW}
+        labels = max(len(check_label(c)) for c in report.checks)
         for c in report.checks:
-            text = f"  {'PASS' if c.passed else 'FAIL'}  {c.name.ljust(names)}  {c.detail}"
-            out.append(paint(GREEN, text) if c.passed else paint(RED, text))
+            text = f"  {check_label(c).ljust(labels)}  {c.name.ljust(names)}  {c.detail}"
+            out.append(paint(colors[c.passed], text))
     else:
         out += ["", "gradient-masking checks: not run"]
     return "\n".join(out)
@@ -344,9 +378,14 @@ def plot_accuracy_vs_eps(report: RobustnessReport, path: str | os.PathLike[str])
     if (report.headline or {}).get("upper_bound_only"):
         title += "\n(upper bound: weak attacks only)"
     ax.set_title(title, fontsize=10)
+    check_notes = []
     if report.failed_checks:
-        ax.text(0.01, 0.01, "gradient-masking check failed: " + ", ".join(c.name for c in report.failed_checks),
-                transform=ax.transAxes, color="red", fontsize=8, va="bottom")  # fmt: skip
+        check_notes.append("gradient-masking check failed: " + ", ".join(c.name for c in report.failed_checks))
+    if report.unrun_checks:
+        check_notes.append("not run: " + ", ".join(c.name for c in report.unrun_checks))
+    if check_notes:
+        ax.text(0.01, 0.01, "; ".join(check_notes), transform=ax.transAxes,
+                color="red" if report.failed_checks else "darkorange", fontsize=8, va="bottom")  # fmt: skip
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     target = Path(path)

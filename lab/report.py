@@ -1,11 +1,12 @@
 """Robustness reports are data: dataclasses written as JSON, read back by the CLI and app.
 
-A :class:`RobustnessReport` holds, per epsilon, the clean accuracy, the worst-case robust
-accuracy over all attacks (an example is robust only if every attack failed on it), and
-one :class:`AttackResult` per attack; plus the gradient-masking checks and the headline.
-A defended model (a denoiser in front of a classifier) is evaluated in several threat
-*rows* (gray-box, white-box, BPDA, EOT): each epsilon keeps every row's accuracy, and its
-robust accuracy is the worst row's, named in ``headline_row``.
+A :class:`RobustnessReport` holds, per epsilon, the clean accuracy, the robust accuracy
+and one :class:`AttackResult` per attack; plus the gradient-masking checks and the headline.
+The robust accuracy is always the per-image worst case: an image counts as robust only
+if every attack failed on it. A defended model (a denoiser in front of a classifier) is
+evaluated in several threat *rows* (gray-box, white-box, BPDA, EOT): every row runs
+every attack, an image counts as robust only if every attack of every row failed on it
+(``robust_accuracy``), and each row's own accuracy is kept beside it (``rows``).
 Rendering (Markdown, plots, the CLI table) lives in :mod:`lab.render`; nothing there
 recomputes a number.
 """
@@ -23,7 +24,7 @@ from lab.errors import LabError
 from lab.io import atomic_write_json
 
 REPORT_FORMAT = "lab-robustness-report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: robust_accuracy is the per-image worst case over every threat row
 
 
 @dataclass
@@ -53,24 +54,43 @@ class AttackResult:
 class EpsResult:
     eps: float
     clean_accuracy: float
-    robust_accuracy: float  # worst case over all attacks, per example
+    #: the per-image worst case: robust only if every attack of every threat row failed on it
+    robust_accuracy: float
     attacks: list[AttackResult] = field(default_factory=list)
-    robust_examples: list[int] = field(default_factory=list)  # indices (into the evaluated set) still robust
+    robust_examples: list[int] = field(default_factory=list)  # indices (into the evaluated set) robust in every row
     seconds: float = 0.0
-    #: per threat row (gray-box, white-box, bpda, eot): its worst-case robust accuracy
+    #: per threat row (gray-box, white-box, bpda, eot): that row's own per-image worst case
     rows: dict[str, float] = field(default_factory=dict)
-    headline_row: str = "white-box"  # the worst row, whose accuracy is robust_accuracy
-    robust_accuracy_all_rows: float | None = None  # robust against every row's attacks at once
+    #: the row with the lowest accuracy on its own (information; robust_accuracy is over all rows)
+    worst_row: str = "white-box"
 
 
 @dataclass
 class MaskingCheck:
-    """An automatic gradient-masking check: passed or not, and the numbers behind it."""
+    """An automatic gradient-masking check (:mod:`lab.masking`) and the numbers behind it.
+
+    ``passed``: True (pass), False (FAIL) or None (not run: the check could not run, so it
+    guards nothing and never counts as a pass). :attr:`status` says which, in words.
+    """
 
     name: str
-    passed: bool
+    passed: bool | None
     detail: str
     numbers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.passed is not None:
+            self.passed = bool(self.passed)
+        # Reports written before "not run" existed recorded a skipped check as passed.
+        if self.passed is True and self.detail.startswith("skipped"):
+            self.passed = None
+
+    @property
+    def status(self) -> str:
+        """``"pass"``, ``"FAIL"`` or ``"not run"``."""
+        if self.passed is None:
+            return "not run"
+        return "pass" if self.passed else "FAIL"
 
 
 @dataclass
@@ -92,7 +112,13 @@ class RobustnessReport:
 
     @property
     def failed_checks(self) -> list[MaskingCheck]:
-        return [c for c in self.checks if not c.passed]
+        """The checks that ran and failed (not those that could not run: see :attr:`unrun_checks`)."""
+        return [c for c in self.checks if c.passed is False]
+
+    @property
+    def unrun_checks(self) -> list[MaskingCheck]:
+        """The checks that could not run: they guard nothing, and are no pass."""
+        return [c for c in self.checks if c.passed is None]
 
     def result_at(self, eps: float) -> EpsResult:
         for r in self.results:
@@ -115,9 +141,7 @@ class RobustnessReport:
     def from_dict(cls, d: dict[str, Any]) -> RobustnessReport:
         if d.get("format") != REPORT_FORMAT:
             raise LabError(f"not a lab robustness report (format {d.get('format')!r})")
-        results = [
-            EpsResult(**{**r, "attacks": [AttackResult(**a) for a in r.get("attacks", [])]}) for r in d["results"]
-        ]
+        results = [_eps_result(r, d.get("format_version", 1)) for r in d["results"]]
         checks = [MaskingCheck(**c) for c in d.get("checks", [])]
         fields = {f.name for f in dataclasses.fields(cls)} - {"results", "checks"}
         return cls(results=results, checks=checks, **{k: d[k] for k in fields if k in d})
@@ -135,6 +159,20 @@ class RobustnessReport:
             return cls.from_dict(data)
         except (KeyError, TypeError) as exc:
             raise LabError(f"report {str(p)!r} is incomplete ({exc})") from None
+
+
+def _eps_result(r: dict[str, Any], version: int) -> EpsResult:
+    """An :class:`EpsResult` from JSON; a version-1 report (whose ``robust_accuracy`` was the
+    worst *row*'s) is read with its per-image number over all rows as the robust accuracy."""
+    r = dict(r)
+    attacks = [AttackResult(**a) for a in r.pop("attacks", [])]
+    all_rows = r.pop("robust_accuracy_all_rows", None)
+    if "headline_row" in r:
+        r["worst_row"] = r.pop("headline_row")
+    if version < 2 and all_rows is not None:
+        r["robust_accuracy"] = all_rows
+    known = {f.name for f in dataclasses.fields(EpsResult)}
+    return EpsResult(attacks=attacks, **{k: v for k, v in r.items() if k in known})
 
 
 def jsonable(obj: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from contextlib import AbstractContextManager, nullcontext
 
@@ -38,13 +39,37 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+#: the one switch that turns every low-precision path of the lab off (training, attacks,
+#: defenses, evaluation): ``LAB_PRECISION=fp32``; it wins over any recipe or flag
+PRECISION_ENV = "LAB_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def forced_precision() -> str | None:
+    """``"fp32"`` when ``$LAB_PRECISION`` forces full precision, else None (LabError for a bad value)."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if not value or value == "auto":
+        return None
+    if value != "fp32":
+        raise LabError(f"${PRECISION_ENV}={value!r} is not understood; set it to fp32 (or leave it unset)")
+    return "fp32"
+
+
+def effective_precision(precision: str) -> str:
+    """``precision`` after the ``$LAB_PRECISION`` switch (``fp32`` there overrides everything)."""
+    if precision not in PRECISIONS:
+        raise LabError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return forced_precision() or precision
+
+
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for training (None: plain fp32).
+    """The autocast dtype for training and attack steering (None: plain fp32).
 
     ``auto`` chooses bf16 on CUDA GPUs that support it and on CPUs with native bf16
     (measured 1.8x on SmallCNN training here); master weights stay fp32 either way.
+    ``$LAB_PRECISION=fp32`` turns every low-precision path off, whatever was asked.
     """
-    if precision == "fp32":
+    if effective_precision(precision) == "fp32":
         return None
     if device.type == "cuda":
         ok = torch.cuda.is_bf16_supported()

@@ -1,6 +1,7 @@
 """Which images an evaluation or an attack runs on: the first ``n`` test images of the
 model's own dataset (deterministic, verified to be the data it was trained on), or image
-files a user hands in (PNG / JPEG, converted to the model's channels, size checked).
+files a user hands in (PNG / JPEG, read by :mod:`lab.images`: checked from the header,
+converted to the model's channels with a note per conversion, size checked).
 
 Both return numpy arrays (uint8 [N, C, H, W], int64 labels or None); :func:`to_tensor`
 turns images into the float [0, 1] tensors models take.
@@ -12,21 +13,18 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from lab.errors import LabError
+from lab.images import IMAGE_FORMATS, MAX_PIXELS, read_image
 from lab.models import ModelInfo
 
 log = logging.getLogger(__name__)
 
-#: image formats accepted from users (Pillow's names)
-IMAGE_FORMATS = ("PNG", "JPEG")
-#: refuse decoding anything larger than this many pixels (decompression bombs)
-MAX_PIXELS = 4096 * 4096
+__all__ = ["IMAGE_FORMATS", "MAX_PIXELS", "Samples", "from_files", "from_test_set", "to_tensor"]
 
 
 @dataclass
@@ -38,6 +36,7 @@ class Samples:
     source: dict[str, Any]  # dataset/split/offset/n, or the file list
     names: list[str] = field(default_factory=list)  # per image: "test[123]" or a file path
     test_indices: list[int] | None = None
+    notes: list[str] = field(default_factory=list)  # conversions made to user files: "<file>: <note>"
 
 
 def from_test_set(info: ModelInfo, n: int, offset: int = 0, data_dir: str | os.PathLike[str] | None = None) -> Samples:
@@ -81,44 +80,17 @@ def from_test_set(info: ModelInfo, n: int, offset: int = 0, data_dir: str | os.P
     )
 
 
-def read_image(path: str | os.PathLike[str], info: ModelInfo) -> np.ndarray:
-    """One PNG/JPEG file as uint8 [C, H, W] with the model's channel count and size."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    p = Path(path)
-    c, h, w = (int(v) for v in info.input_shape)
-    if not p.is_file():
-        raise LabError(f"image {str(p)!r} does not exist")
-    try:
-        with Image.open(p) as img:
-            if img.format not in IMAGE_FORMATS:
-                raise LabError(f"image {str(p)!r} is {img.format}; use PNG or JPEG")
-            if img.width * img.height > MAX_PIXELS:
-                raise LabError(f"image {str(p)!r} is {img.width}x{img.height}, too large to decode")
-            if (img.width, img.height) != (w, h):
-                raise LabError(
-                    f"image {str(p)!r} is {img.width}x{img.height} pixels but the model takes {w}x{h}; resize it first"
-                )
-            upright = ImageOps.exif_transpose(img)
-            if c == 1:
-                arr = np.asarray(upright.convert("L"), dtype=np.uint8)[None]
-            elif c == 3:
-                arr = np.asarray(upright.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
-            else:
-                raise LabError(f"the model takes {c}-channel images; only 1 (gray) and 3 (RGB) are supported for files")
-    except UnidentifiedImageError:
-        raise LabError(f"{str(p)!r} is not an image file Pillow can read (use PNG or JPEG)") from None
-    except OSError as exc:
-        raise LabError(f"image {str(p)!r} cannot be read ({exc})") from None
-    return np.ascontiguousarray(arr)
-
-
 def from_files(paths: Sequence[str | os.PathLike[str]], info: ModelInfo) -> Samples:
-    """User image files, in the order given; no labels (attacks then use the predictions)."""
+    """User image files, in the order given; no labels (attacks then use the predictions).
+
+    Each file is read by :func:`lab.images.read_image` (checked from its header, exactly the
+    model's size); its conversions are in :attr:`Samples.notes` as ``"<file>: <note>"``.
+    """
     if not paths:
         raise LabError("no image file given")
-    x = np.stack([read_image(p, info) for p in paths])
-    return Samples(x=x, y=None, source={"files": [str(p) for p in paths]}, names=[str(p) for p in paths])
+    reads = [read_image(p, info.input_shape) for p in paths]
+    return Samples(x=np.stack([r.x for r in reads]), y=None, source={"files": [str(p) for p in paths]},
+                   names=[str(p) for p in paths], notes=[f"{r.name}: {n}" for r in reads for n in r.notes])  # fmt: skip
 
 
 def to_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -57,11 +57,27 @@ def test_fail_under_exits_1(trained_fastnet, tmp_path: Path, evaluated) -> None:
     _, out = evaluated
     acc = RobustnessReport.load(out / "report.json").headline["robust_accuracy"]
     assert acc < 0.99
-    proc = run_lab("eval", "--model", str(trained_fastnet.run), *QUICK, "--eps", "0,0.1", "--no-checks",
-                   "--fail-under", "0.99", "--report", str(tmp_path / "r"))  # fmt: skip
+    base = ["eval", "--model", str(trained_fastnet.run), *QUICK, "--eps", "0,0.1", "--no-checks"]
+    proc = run_lab(*base, "--fail-under", "0.99", "--accept-unverified", "--report", str(tmp_path / "r"))
     assert proc.returncode == 1, proc.stderr
     assert "below --fail-under 99.00%" in proc.stdout
     assert (tmp_path / "r" / "report.json").is_file()  # the report is written either way
+    passed = run_lab(*base, "--fail-under", "0", "--accept-unverified", "--report", str(tmp_path / "r0"))
+    assert passed.returncode == 0, passed.stderr
+    assert "passed: robust accuracy" in passed.stdout
+
+
+def test_fail_under_refuses_an_unverified_number(trained_fastnet, tmp_path: Path) -> None:
+    """Weak attacks only, and no masking check: refused (exit 1) even against a threshold of 0."""
+    proc = run_lab("eval", "--model", str(trained_fastnet.run), *QUICK, "--eps", "0,0.1", "--no-checks",
+                   "--fail-under", "0", "--precision", "fp32", "--report", str(tmp_path / "r"))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")]
+    assert len(line) == 1 and "is not accepted: no gradient-masking check ran" in line[0]
+    assert "--accept-unverified" in line[0]
+    rep = RobustnessReport.load(tmp_path / "r" / "report.json")  # --precision reaches every gradient attack
+    assert rep.meta["precision"] == "fp32"
+    assert {a.config["precision"] for r in rep.results for a in r.attacks} == {"fp32"}
 
 
 def test_default_report_folder_and_default_eps(trained_fastnet) -> None:
@@ -115,7 +131,7 @@ def test_eval_bad_input_is_one_sentence_and_exit_2(bad_eval_runs, case: str) -> 
 def test_attack_writes_images_and_consistent_json(trained_fastnet, tmp_path: Path) -> None:
     out = tmp_path / "atk"
     proc = run_lab("attack", "--model", str(trained_fastnet.run), "--attack", "pgd", "--eps", "0.1", "--steps", "10",
-                   "--n", "4", "--out", str(out))  # fmt: skip
+                   "--n", "4", "--precision", "fp32", "--out", str(out))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "pgd (L-inf, eps 0.1)" in proc.stdout and "success rate" in proc.stdout
     for kind in ("clean", "adv", "perturbation"):
@@ -125,6 +141,7 @@ def test_attack_writes_images_and_consistent_json(trained_fastnet, tmp_path: Pat
             assert img.size == (28, 28) and img.mode == "L"
     data = json.loads((out / "attack.json").read_text())
     assert data["attack"]["name"] == "pgd" and data["attack"]["steps"] == 10 and data["eps"] == 0.1
+    assert data["attack"]["precision"] == "fp32"  # --precision fp32 below
     assert "amplified" in data["perturbation_images"]
     rows = data["images"]
     assert [r["test_index"] for r in rows] == [0, 1, 2, 3]
@@ -184,6 +201,8 @@ def test_attack_unknown_param_exits_2(trained_fastnet, tmp_path: Path) -> None:
         (["--attack", "pgd", "--eps", "0,0.1"], "takes one epsilon"),
         (["--attack", "pgd", "--target", "Unicorn"], "unknown target class 'Unicorn'"),
         (["--attack", "pgd", "--n", "100000"], "fashion-mnist has 10000 test images"),
+        (["--attack", "deepfool", "--precision", "bf16"], "attack 'deepfool' has no bf16 path"),
+        (["--attack", "pgd", "--precision", "fp32", "--param", "precision=bf16"], "precision is given twice"),
     ],
 )
 def test_attack_bad_input(trained_fastnet, tmp_path: Path, capsys, args: list[str], fragment: str) -> None:

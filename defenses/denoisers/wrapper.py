@@ -129,6 +129,9 @@ class ThreatRow:
     name: str  # gray-box | white-box | bpda | eot
     attacked: nn.Module  # the model the attacks compute gradients / queries on
     description: str
+    #: a transfer row: the attacked model is a surrogate (not the judged model), so every
+    #: attack runs at full strength (its ``transfer_settings``: no early stop, high confidence)
+    transfer: bool = False
 
 
 def threat_rows(model: nn.Module, eot_samples: int = EOT_SAMPLES) -> list[ThreatRow]:
@@ -140,7 +143,9 @@ def threat_rows(model: nn.Module, eot_samples: int = EOT_SAMPLES) -> list[Threat
     d = model.denoiser
     rows = [
         ThreatRow("gray-box", model.classifier,
-                  "adversarial examples made on the bare classifier, then denoised (the attacker ignores the defense)"),
+                  "adversarial examples made on the bare classifier, then denoised (the attacker ignores the defense); "
+                  "a transfer row: every attack runs its full budget with no early stop, the margin loss pushed to "
+                  "a confidence of 20 logits past the boundary", transfer=True),
         ThreatRow("white-box", model,
                   "attacks through the whole pipeline, with the gradients autograd gives"
                   + ("" if d.differentiable else " (zero through the non-differentiable transform)")),

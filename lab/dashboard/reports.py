@@ -8,9 +8,9 @@ Three kinds, told apart by their JSON, never by guessing from numbers:
 * explanation quality tables (``metrics.json`` written by ``lab explain --metrics``).
 
 Everything here reads what a report holds; nothing is recomputed. Fields that newer reports
-add (per-epsilon threat ``rows`` such as gray-box / white-box / BPDA / EOT with a
-``headline_row``, an attack's ``threat``, ``headline["row"]``) are shown when present and
-skipped when an older report lacks them. An unreadable file is an entry with an ``error``.
+add (per-epsilon threat ``rows`` such as gray-box / white-box / BPDA / EOT, an attack's
+``threat``) are shown when present and skipped when an older report lacks them. The
+robust accuracy is the per-image worst case over every attack of every row. An unreadable file is an entry with an ``error``.
 """
 
 from __future__ import annotations
@@ -194,10 +194,7 @@ def summary_table(report: Any) -> list[dict[str, str]]:
         rows = getattr(r, "rows", None) or {}
         for name in rows_named:
             row[name] = _pct(rows.get(name))
-        row["worst case"] = _pct(r.robust_accuracy)
-        head = getattr(r, "headline_row", None)
-        if head and rows_named:
-            row["headline row"] = str(head)
+        row["worst case, all rows" if rows_named else "worst case"] = _pct(r.robust_accuracy)
         table.append(row)
     return table
 
@@ -220,17 +217,17 @@ def attack_table(report: Any, eps_result: Any) -> list[dict[str, str]]:
 
 
 def check_table(report: Any) -> list[dict[str, str]]:
-    """The gradient-masking checks: name, PASS/FAIL, what was checked and the numbers."""
-    from lab.render import _check_numbers
+    """The gradient-masking checks: name, PASS / FAIL / not run, what was checked and the numbers."""
+    from lab.render import _check_numbers, check_label
 
-    return [{"check": c.name, "result": "PASS" if c.passed else "FAIL", "detail": c.detail,
+    return [{"check": c.name, "result": check_label(c), "detail": c.detail,
              "numbers": _check_numbers(c.numbers)} for c in report.checks]  # fmt: skip
 
 
 @dataclass
 class Headline:
     text: str  # lab.render.headline_text: says "at most" for an upper bound and names failed checks
-    row: str | None  # which threat row the headline is (denoisers: the worst of gray-box/white-box/adaptive)
+    rows: list[str]  # the threat rows the per-image worst case is over (one for a plain model)
     upper_bound: bool
     failed_checks: list[str]
 
@@ -239,7 +236,8 @@ def headline(report: Any) -> Headline:
     from lab.render import headline_text
 
     h = report.headline or {}
-    return Headline(text=headline_text(report), row=h.get("row"), upper_bound=bool(h.get("upper_bound_only")),
+    rows = [t["name"] for t in (report.threat_rows or [])]
+    return Headline(text=headline_text(report), rows=rows, upper_bound=bool(h.get("upper_bound_only")),
                     failed_checks=[c.name for c in report.failed_checks])  # fmt: skip
 
 
@@ -262,7 +260,8 @@ def curves(report: Any, *, attacks: bool = True, rows: bool = True, prefix: str 
     from lab.render import attack_title, attack_titles
 
     eps = [float(r.eps) for r in report.results]
-    out = [Curve(f"{prefix}worst case", eps, [_f(r.robust_accuracy) for r in report.results], "worst")]
+    label = "worst case, all rows" if shown_rows(report) else "worst case"
+    out = [Curve(f"{prefix}{label}", eps, [_f(r.robust_accuracy) for r in report.results], "worst")]
     if attacks:
         for t in attack_titles(report):
             ys = []

@@ -61,8 +61,9 @@ def test_upload_refusals_are_one_sentence() -> None:
     cases = [
         (b"", "empty"),
         (b"x" * (MAX_UPLOAD_BYTES + 1), "limited to"),
-        (b"GIF89a not really", "not an image"),
-        (png_bytes((28, 28), fmt="BMP"), "BMP image; upload a PNG or JPEG"),
+        (b"GIF89a not really", "GIF image; expected a PNG or JPEG"),  # told by its first bytes
+        (b"not really an image", "not an image"),
+        (png_bytes((28, 28), fmt="BMP"), "BMP image; expected a PNG or JPEG"),
         (png_bytes((2100, 2100)), "pixels"),  # refused from the header, before decoding
         (noise.getvalue()[: len(noise.getvalue()) // 2], "damaged"),  # a truncated PNG
     ]
@@ -93,19 +94,18 @@ def test_find_reports_lists_every_kind_flags_unreadable_and_ignores_foreign_json
     assert reports.reports_for_run(entries, dash_runs.hardened) == []
 
 
-def test_threat_rows_and_headline_row_are_tabulated_when_a_report_has_them(dash_runs: DashRuns) -> None:
+def test_threat_rows_are_tabulated_when_a_report_has_them(dash_runs: DashRuns) -> None:
     rep = reports.load_robustness(dash_runs.report)
     assert set(reports.threat_row_names(rep)) <= {"white-box"}  # an undefended model: at most the white-box row
-    assert reports.shown_rows(rep) == [] and "headline row" not in reports.summary_table(rep)[0]
-    for r in rep.results:  # what a denoised model's report holds (the defenses issue writes these fields)
+    assert reports.shown_rows(rep) == [] and "worst case" in reports.summary_table(rep)[0]
+    for r in rep.results:  # what a denoised model's report holds
         r.rows = {"white-box": 0.2, "eot": 0.25, "gray-box": 0.9, "bpda": 0.3}
-        r.headline_row = "white-box"
-    rep.headline["row"] = "white-box"
+        r.robust_accuracy = 0.15  # the per-image worst case over every row: below the lowest row
     assert reports.threat_row_names(rep) == ["gray-box", "white-box", "bpda", "eot"]
     table = reports.summary_table(rep)
-    assert table[-1]["gray-box"] == "90.00%" and table[-1]["headline row"] == "white-box"
+    assert table[-1]["gray-box"] == "90.00%" and table[-1]["worst case, all rows"] == "15.00%"
     assert [c.label for c in reports.curves(rep) if c.kind == "row"] == ["gray-box", "white-box", "bpda", "eot"]
-    assert reports.headline(rep).row == "white-box"
+    assert [c.accuracy[-1] for c in reports.curves(rep) if c.kind == "worst"] == [0.15]
     checks = reports.check_table(rep)
     assert [c["result"] for c in checks] == ["FAIL"]
 
@@ -213,7 +213,7 @@ def test_a_running_job_can_be_stopped_and_keeps_its_finished_epochs(tmp_path: Pa
     recipes.mkdir()
     (recipes / "slow.toml").write_text(
         'name = "slow"\n[data]\ndataset = "mnist"\ntrain_subset = 256\ntest_subset = 64\n[model]\narch = "fastnet"\n'
-        '[train]\nepochs = 500\nbatch_size = 64\noptimizer = "adam"\nlr = 0.003\n[runtime]\ndevice = "cpu"\n'
+        '[train]\nepochs = 500\nbatch_size = 64\noptimizer = "adam"\nlr = 0.003\n[runtime]\ndevice = "cpu"\nprecision = "fp32"\n'
     )
     runs = tmp_path / "runs"
     job = jobs.start_training(recipes / "slow.toml", "slow", runs, recipes)

@@ -142,7 +142,7 @@ def test_playground_attention_model_offers_its_attention_maps(tmp_path: Path, mo
     cfg = from_dict({"data": {"dataset": "mnist", "train_subset": 512, "test_subset": 128},
                      "model": {"arch": "attention_cnn"},
                      "train": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 0.003}},
-                    ["runtime.device=cpu"])  # fmt: skip
+                    ["runtime.device=cpu", "runtime.precision=fp32"])  # fmt: skip
     train(cfg, root / "mnist_attention", progress=False)
     monkeypatch.setenv("LAB_RUNS_DIR", str(root))
     at = open_app()
@@ -171,7 +171,7 @@ def test_compare_page_attacks_each_model_and_plots_their_reports(app_env: DashRu
     assert "quick-linf" in " ".join(map(str, summary["report"]))
     if app_env.denoised is not None:  # a standard, a hardened and a denoised model by default
         assert str(app_env.denoised) in chosen
-        assert "[row: " in " ".join(map(str, summary["headline"]))
+        assert "per image over every attack of all 3 threat rows" in " ".join(map(str, summary["headline"]))
     assert all("L-inf 0.300" in c for c in texts(at, "caption") if c.startswith("clean:"))
     at.slider(key="cmp_eps_linf_auto").set_value(0.0).run()
     no_exception(at)
@@ -196,7 +196,7 @@ def test_reports_page_shows_checks_rows_and_explanations(app_env: DashRuns) -> N
         at.selectbox(key="rep_choice").set_value(str(app_env.denoised / "eval" / "quick-linf" / "report.json")).run()
         no_exception(at)
         frames = [f.value for f in at.dataframe]
-        assert any({"gray-box", "white-box", "bpda", "headline row"} <= set(f.columns) for f in frames)
+        assert any({"gray-box", "white-box", "bpda", "every row (robust accuracy)"} <= set(f.columns) for f in frames)
         assert any(t.startswith("- **gray-box**: ") for t in texts(at, "markdown"))
         assert any("threat row" in f.columns for f in frames)
     at.selectbox(key="rep_choice").set_value(str(app_env.explanations)).run()
@@ -235,6 +235,7 @@ lr = 0.003
 schedule = "constant"
 [runtime]
 device = "cpu"
+precision = "fp32"
 """
 
 

@@ -92,7 +92,7 @@ def _curves(paths: list[str], root: Path) -> None:
         labels.update({float(r.eps): eps_label(rep, r.eps) for r in rep.results})
         h = reports.headline(rep)
         summary.append({"model": name, "report": entry.title,
-                        "headline": h.text + (f" [row: {h.row}]" if h.row else "")})  # fmt: skip
+                        "headline": h.text})  # fmt: skip
     if models:
         if len(norms) > 1:
             st.warning("These reports use different norms (" + ", ".join(sorted(norms)) + "); their epsilons do "

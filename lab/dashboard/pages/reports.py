@@ -18,12 +18,12 @@ KEY = "rep"
 
 def _robustness(entry: reports.ReportEntry) -> None:
     from lab.dashboard.plots import accuracy_curves
-    from lab.render import eps_label, model_title, norm_name, report_markdown
+    from lab.render import checks_summary, eps_label, model_title, norm_name, report_markdown
 
     rep = reports.load_robustness(entry.path)
     st.subheader(f"{model_title(rep)}: {entry.title}")
     h = reports.headline(rep)
-    text = h.text + (f" (headline row: {h.row})" if h.row else "")
+    text = h.text
     if h.failed_checks:
         st.error(text)
     elif h.upper_bound:
@@ -51,14 +51,17 @@ def _robustness(entry: reports.ReportEntry) -> None:
     if rows:
         st.dataframe([{"epsilon": eps_label(rep, r.eps),
                        **{n: pct((getattr(r, "rows", None) or {}).get(n)) for n in rows},
-                       "headline row": str(getattr(r, "headline_row", None) or "-")} for r in rep.results],
+                       "every row (robust accuracy)": pct(r.robust_accuracy)} for r in rep.results],
                      hide_index=True)  # fmt: skip
     else:
         st.caption("This report has no threat rows (a model without a denoiser: every attack is white-box).")
     st.markdown("**Gradient-masking checks**")
     if rep.checks:
+        st.caption(f"Checks: {checks_summary(rep)}.")
         for c in rep.failed_checks:
             st.error(f"FAILED {c.name}: {c.detail}: the robust accuracy may be far too high.")
+        for c in rep.unrun_checks:
+            st.warning(f"NOT RUN {c.name}: {c.detail}: this check guards nothing in this report.")
         st.dataframe(reports.check_table(rep), hide_index=True)
     else:
         st.warning("The checks were not run: nothing guards these numbers against gradient masking.")
