@@ -28,7 +28,7 @@ def run_lab(*args: str) -> subprocess.CompletedProcess[str]:
 # A few seconds of real Fashion-MNIST (the system copy from Debian's dataset-fashion-mnist).
 TINY = ["--set", "data.dataset=fashion-mnist", "--set", "data.train_subset=1024", "--set", "data.test_subset=256",
         "--set", "train.batch_size=64", "--set", "train.optimizer=adam", "--set", "train.lr=0.002",
-        "--set", "train.schedule=constant", "--no-progress"]  # fmt: skip
+        "--set", "train.schedule=constant", "--set", "runtime.precision=fp32", "--no-progress"]  # fmt: skip
 
 
 

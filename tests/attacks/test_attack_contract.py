@@ -14,9 +14,9 @@ CASES = [(name, norm) for name in ATTACKS.names() for norm in ATTACKS.get(name).
 EPS = {"linf": 0.1, "l2": 1.5}
 
 
-def make(name: str, norm: str, **kw: object):  # type: ignore[no-untyped-def]
+def make(name: str, norm: str, eps: float | None = None, **kw: object):  # type: ignore[no-untyped-def]
     cls = ATTACKS.get(name)
-    return cls(eps=EPS[norm], norm=norm, **{**cls.quick_settings, **kw})
+    return cls(eps=EPS[norm] if eps is None else eps, norm=norm, **{**cls.quick_settings, **kw})
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -35,13 +35,44 @@ def test_shape_dtype_device_ball_and_range(trained_fastnet, name: str, norm: str
     assert float(attack.threat.norm(x_adv - x).max()) <= EPS[norm] * (1 + 1e-5) + 1e-6
 
 
+#: The bite test: every attack lowers the fixture's accuracy on its 64 images by MIN_DROP.
+#: Measured over fixture seeds 0-4 (training ``seed``; attack seed 0, and 1-2 for the
+#: black-box attacks on seeds 0 and 4), with and without LAB_PRECISION=fp32 (the same drops
+#: both ways: the gradient attacks confirm every success in fp32): the white-box attacks at
+#: EPS drop 0.25-0.66 (lowest: deepfool/l2 0.25-0.42, fgsm/l2 0.41-0.56, cw 0.44-0.52,
+#: every other 0.47-0.66). Threshold 0.15: a margin of >= 0.10 (6 images) on every seed.
+MIN_DROP = 0.15
+#: Budgets for the attacks whose quick settings barely move at EPS (measured drops there:
+#: boundary/l2 0.08-0.13, hopskipjump/l2 0.09-0.14, linf 0.17-0.25, square/l2 0.13-0.25).
+#: Square: 300 queries at EPS (drops l2 0.23-0.38, linf 0.36-0.48). The decision-based walks
+#: (boundary, hopskipjump) are minimal-norm searches whose few quick steps cannot reach
+#: L2 1.5 on this model (on seed 4 twice the queries still drop only 0.13-0.16 there): they are run at
+#: L2 3.0 / L-inf 0.2 with a few more queries, where they drop 0.41-0.53 (boundary, with its
+#: stats taken every step so that its step sizes adapt within 500 steps), 0.38-0.48
+#: (hopskipjump/l2) and 0.45-0.61 (hopskipjump/linf).
+BITE: dict[str, tuple[dict[str, float], dict[str, object]]] = {
+    "square": (EPS, {"n_queries": 300}),
+    "boundary": ({"l2": 3.0}, {"steps": 500, "spherical_step": 0.1, "source_step": 0.1, "update_stats_every_k": 1}),
+    "hopskipjump": ({"linf": 0.2, "l2": 3.0}, {"steps": 25, "max_gradient_eval_steps": 40}),
+}
+#: At that budget a decision-based attack's starting point alone (steps=1: the nearest
+#: other-class image of the batch, binary-searched towards x) already drops 0.13-0.34, so the
+#: walk must beat its own start too: measured gains (attack seed 0) 0.22-0.28 (boundary),
+#: 0.14-0.22 (hopskipjump/l2), 0.30-0.47 (hopskipjump/linf); threshold 0.05 (3 images).
+WALK_GAIN = 0.05
+
+
 @pytest.mark.parametrize(("name", "norm"), CASES)
 def test_accuracy_never_rises_and_attack_bites(trained_fastnet, name: str, norm: str) -> None:
     m, x, y = trained_fastnet.model, trained_fastnet.x, trained_fastnet.y
+    eps, settings = BITE.get(name, (EPS, {}))
     clean = accuracy(m, x, y)
-    adv = accuracy(m, make(name, norm)(m, x, y), y)
+    adv = accuracy(m, make(name, norm, eps[norm], **settings)(m, x, y), y)
     assert adv <= clean
-    assert adv < clean - 0.1, f"{name}/{norm} barely changed accuracy ({clean:.2f} -> {adv:.2f})"
+    assert adv <= clean - MIN_DROP, f"{name}/{norm} barely changed accuracy ({clean:.2f} -> {adv:.2f})"
+    if getattr(ATTACKS.get(name), "needs_start", False):
+        start = accuracy(m, make(name, norm, eps[norm], **{**settings, "steps": 1})(m, x, y), y)
+        assert adv <= start - WALK_GAIN, f"{name}/{norm}: the walk barely beat its start ({start:.2f} -> {adv:.2f})"
 
 
 @pytest.mark.parametrize(("name", "norm"), CASES)
@@ -113,10 +144,14 @@ def test_fgsm_matches_the_closed_form_on_a_linear_model() -> None:
 
 #: (norm, eps, settings, minimum hit rate) for the targeted test; attacks not listed use TARGETED_DEFAULT.
 #: L2-only attacks get an L2 budget that PGD-40 also reaches the target with on ~all examples.
+#: Hit rates measured over fixture seeds 0-4, with and without LAB_PRECISION=fp32: bim, pgd,
+#: fb_pgd 1.00 (minimum 0.9); mifgsm 0.91-0.98 (minimum 0.8); cw 0.95-1.00 (minimum 0.85);
+#: fgsm, one step, 0.75-0.86 (minimum 0.6).
 TARGETED_DEFAULT = ("linf", 0.3, {"steps": 40}, 0.9)
 TARGETED = {
-    "fgsm": ("linf", 0.3, {}, 0.3),
-    "cw": ("l2", 5.0, {"steps": 100, "binary_search_steps": 1, "initial_const": 5.0, "stepsize": 0.05}, 0.9),
+    "fgsm": ("linf", 0.3, {}, 0.6),
+    "mifgsm": ("linf", 0.3, {"steps": 40}, 0.8),
+    "cw": ("l2", 5.0, {"steps": 100, "binary_search_steps": 1, "initial_const": 5.0, "stepsize": 0.05}, 0.85),
 }
 
 
@@ -140,6 +175,8 @@ def test_untargeted_only_attacks_refuse_a_target(trained_fastnet, name: str) -> 
 
 
 def test_restarts_and_early_stop_only_make_pgd_stronger(trained_fastnet) -> None:
+    """Holds by construction (early stop keeps the first fooling iterate, restarts keep the
+    first successful run); measured over fixture seeds 0-4 both ways: all three equal."""
     m, x, y = trained_fastnet.model, trained_fastnet.x, trained_fastnet.y
     pgd = ATTACKS.get("pgd")
     base = accuracy(m, pgd(eps=0.05, steps=10, early_stop=False)(m, x, y), y)

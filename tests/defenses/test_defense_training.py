@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LAB = str(BIN / "lab") if (BIN / "lab").exists() else shutil.which("lab")
 TINY = ["--set", "data.dataset=fashion-mnist", "--set", "data.train_subset=512", "--set", "data.test_subset=128",
-        "--set", "train.epochs=1", "--set", "runtime.device=cpu", "--no-progress"]  # fmt: skip
+        "--set", "train.epochs=1", "--set", "runtime.device=cpu", "--set", "runtime.precision=fp32",
+        "--no-progress"]  # fmt: skip
 #: recipe -> (defense name, overrides that make its inner attack cheap)
 RECIPES = {
     "mnist_fgsm_rs": ("fgsm_rs", ["--set", "defense.guard_batch=128", "--set", "defense.guard_floor=0"]),
@@ -81,18 +82,22 @@ def test_resume_continues_a_defended_run_through_the_cli(tmp_path: Path, capsys)
 
 def test_adversarial_training_raises_pgd_accuracy(tmp_path: Path) -> None:
     """fastnet, 2,048 Fashion-MNIST images, 2 epochs, eps 0.1: PGD-10 accuracy on 500 test
-    images of the FGSM-RS, PGD-AT and TRADES models beats the standard model's by 10 points
-    (measured: 0.33 standard vs 0.54-0.56)."""
+    images of the FGSM-RS, PGD-AT and TRADES models beats the standard model's by 10 points.
+
+    Measured over training seeds 0-4 (``seed``), fp32 training, PGD with and without
+    LAB_PRECISION=fp32: standard 0.24-0.33, defended 0.50-0.58; the smallest gain of the
+    three over the standard model 0.18-0.29 (threshold 0.1)."""
     ds = load_dataset("fashion-mnist")
     x = torch.from_numpy(ds.test_x[:500]).float() / 255
     y = torch.from_numpy(ds.test_y[:500]).long()
-    base = {"data": {"dataset": "fashion-mnist", "train_subset": 2048, "test_subset": 256},
+    base = {"seed": 0, "data": {"dataset": "fashion-mnist", "train_subset": 2048, "test_subset": 256},
             "model": {"arch": "fastnet"},
             "train": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.002, "schedule": "constant"}}  # fmt: skip
     robust: dict[str, float] = {}
     for name, settings in [("none", {}), ("fgsm_rs", {"eps": 0.1, "guard": "off"}),
                            ("pgd_at", {"eps": 0.1, "steps": 5}), ("trades", {"eps": 0.1, "steps": 3})]:  # fmt: skip
-        cfg = from_dict({**base, "defense": {"name": name, **settings}}, ["runtime.device=cpu"])
+        cfg = from_dict({**base, "defense": {"name": name, **settings}},
+                        ["runtime.device=cpu", "runtime.precision=fp32"])  # fmt: skip
         model = train(cfg, tmp_path / name, progress=False).model
         x_adv = PGD(eps=0.1, steps=10)(model, x, y)
         with torch.no_grad():

@@ -18,8 +18,9 @@ from lab.report import RobustnessReport
 from lab.train import train
 from tests.cli_helpers import ROOT, assert_user_error, run_lab
 
+#: fp32 training whatever the CPU (auto picks bf16 where the CPU has it natively)
 TINY = ["--set", "data.train_subset=256", "--set", "data.test_subset=128", "--set", "runtime.device=cpu",
-        "--no-progress"]  # fmt: skip
+        "--set", "runtime.precision=fp32", "--no-progress"]  # fmt: skip
 RECIPES = sorted(p.stem for p in (ROOT / "configs").glob("mnist_*.toml")
                  if "[denoiser]" in p.read_text())  # fmt: skip
 
@@ -30,7 +31,7 @@ def mnist_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = from_dict({"data": {"dataset": "mnist", "train_subset": 2048, "test_subset": 256},
                      "model": {"arch": "fastnet"},
                      "train": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 0.003}},
-                    ["runtime.device=cpu"])  # fmt: skip
+                    ["runtime.device=cpu", "runtime.precision=fp32"])  # fmt: skip
     run = tmp_path_factory.mktemp("mnist_fastnet")
     train(cfg, run, progress=False)
     return run

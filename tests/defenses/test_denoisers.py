@@ -144,9 +144,11 @@ def test_evaluator_runs_every_row_and_its_robust_accuracy_is_the_per_image_worst
         assert white_fgsm.fooled == 0
     assert report.headline["rows"] == ["gray-box", "white-box", "bpda"]
     assert report.headline["robust_accuracy"] == report.results[-1].robust_accuracy
-    # BPDA really attacks: it does better than the masked white-box row
+    # BPDA really attacks: it does better than the masked white-box row. Measured at eps 0.15
+    # over fixture seeds 0-4, with and without LAB_PRECISION=fp32: white-box 0.69-0.81, BPDA
+    # 0.19-0.27, a gap of 0.46-0.60 (asked for 0.2)
     last = report.results[-1]
-    assert last.rows["bpda"] < last.rows["white-box"]
+    assert last.rows["bpda"] + 0.2 < last.rows["white-box"], last.rows
 
 
 def test_plain_model_report_has_one_row(trained_fastnet) -> None:

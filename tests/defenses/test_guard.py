@@ -25,7 +25,7 @@ def tiny(epochs: int, **defense: object) -> RunConfig:
          "model": {"arch": "fastnet"},
          "train": {"epochs": epochs, "batch_size": 64, "optimizer": "adam", "lr": 0.002, "schedule": "constant"},
          "defense": {"name": "fgsm_rs", "eps": 0.1, "guard_batch": 64, **defense}},
-        ["runtime.device=cpu"],
+        ["runtime.device=cpu", "runtime.precision=fp32"],  # fp32 whatever the CPU
     )  # fmt: skip
 
 

@@ -35,17 +35,22 @@ def test_mass_lies_where_the_model_looks(name: str) -> None:
     assert (share > 0.9).all(), f"{name}: only {share.min():.2f} of the mass in the top-left patch"
 
 
+#: Training seed of ``trained_attention`` (torch init, data and batch order). With 150 steps
+#: seed 3 did not converge (32-image accuracy 0.66); with 300 every seed of 0-7 reaches 1.00.
+ATTENTION_SEED = 0
+
+
 @pytest.fixture(scope="module")
 def trained_attention():  # type: ignore[no-untyped-def]
-    """TinyAttentionNet trained (150 Adam steps, a few seconds) on the bars task."""
+    """TinyAttentionNet trained (300 Adam steps, fp32, a few seconds) on the bars task."""
     import torch.nn.functional as F
 
-    torch.manual_seed(0)
+    torch.manual_seed(ATTENTION_SEED)
     m = tiny(TinyAttentionNet(), "tiny_attention")
-    x, y = bars(512, seed=0)
+    x, y = bars(512, seed=ATTENTION_SEED)
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(150):
+    g = torch.Generator().manual_seed(ATTENTION_SEED)
+    for _ in range(300):
         idx = torch.randint(0, len(x), (64,), generator=g)
         loss = F.cross_entropy(m(x[idx]), y[idx])
         opt.zero_grad()
@@ -64,8 +69,12 @@ def test_a_trained_attention_model_looks_at_the_evidence(trained_attention, name
         assert (trained_attention(x).argmax(1) == y).float().mean() >= 0.95
     cls = EXPLAINERS.get(name)
     maps = cls(**cls.quick_settings)(trained_attention, x, None).abs()
-    share = maps[..., :10, :10].sum((1, 2, 3)) / maps.sum((1, 2, 3))
-    # Grad-CAM weighs whole channels by their mean gradient, so the distractors, made of the
-    # same features, keep some mass (0.40 here): it must still beat the area share by 2x.
-    need = 0.26 if name == "gradcam" else 0.6
+    # an all-zero map (Grad-CAM's ReLU can give one) puts no mass on the evidence: share 0, not NaN
+    share = maps[..., :10, :10].sum((1, 2, 3)) / maps.sum((1, 2, 3)).clamp_min(1e-12)
+    # Measured over training seeds 0-7 (ATTENTION_SEED): accuracy 1.00 on every seed; shares
+    # attention 0.86-1.00, saliency 0.81-1.00, input x gradient 0.83-1.00, integrated
+    # gradients 0.73-1.00 (threshold 0.6). Grad-CAM weighs whole channels by their mean
+    # gradient, so the distractors, made of the same features, keep much of the mass: 0.18-0.53
+    # (0.35 at seed 0). It is only asked to beat the area share (0.13): threshold 0.15.
+    need = 0.15 if name == "gradcam" else 0.6
     assert share.mean() > need, f"{name}: only {share.mean():.2f} of the mass on the evidence (area 0.13)"

@@ -141,8 +141,11 @@ def test_cli_metrics_table(trained_fastnet, tmp_path: Path) -> None:
         assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1
         assert row["infidelity"] >= 0 and row["sensitivity"] >= 0
         assert -1 <= row["under_attack"]["spearman"] <= 1 and 0 <= row["under_attack"]["top_k_iou"] <= 1
+    # Measured over fixture seeds 0-4, with and without LAB_PRECISION=fp32: Grad-CAM's final
+    # Spearman after randomization -0.13 to 0.00 (passes below 0.5); saliency's deletion AUC
+    # 0.19-0.27 against the random map's 0.47-0.53 (a gap of 0.22-0.34; asked for 0.1).
     assert table["gradcam"]["sanity"]["passed"] is True
-    assert table["saliency"]["deletion_auc"] < table["saliency"]["random_deletion_auc"]
+    assert table["saliency"]["deletion_auc"] + 0.1 < table["saliency"]["random_deletion_auc"]
 
 
 def test_cli_compares_models(trained_fastnet, tmp_path: Path) -> None:
