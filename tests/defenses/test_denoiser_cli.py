@@ -77,12 +77,14 @@ def test_recipe_trains_loads_and_evaluates_with_its_threat_rows(recipe: str, mni
     proc = run_lab("eval", "--model", str(out), "--attack", "fgsm", "--eps", "0,0.2", "--n", "32", "--no-checks",
                    "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "gray-box" in proc.stdout and "worst threat row" in proc.stdout
+    assert "gray-box" in proc.stdout and "per image over every attack of all" in proc.stdout
     report = RobustnessReport.load(out / "eval" / "fgsm-linf" / "report.json")
     rows = [t["name"] for t in report.threat_rows]
     assert rows[:2] == ["gray-box", "white-box"]
     assert ("bpda" in rows) == (not cls.differentiable) and ("eot" in rows) == cls.randomized
-    assert report.results[-1].robust_accuracy == min(report.results[-1].rows.values())
+    last = report.results[-1]  # the per-image worst case over every row: never above the lowest row
+    assert last.robust_accuracy <= min(last.rows.values())
+    assert last.robust_accuracy == pytest.approx(len(last.robust_examples) / report.n)
 
 
 def test_denoiser_run_resumes(mnist_classifier: Path, tmp_path: Path) -> None:
