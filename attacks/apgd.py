@@ -23,13 +23,12 @@ from attacks.autoattack_common import (
     need_classes,
 )
 from attacks.base import ATTACKS, Attack
-from attacks.rng import seeded
-from attacks.settings import choice, number, whole
+from lab.core.rng import seeded
+from lab.core.settings import choice, number, whole
 
 
 @ATTACKS.register("apgd")
 class APGD(Attack):
-    name = "apgd"
     targeted_ok = False
     quick_settings: ClassVar[dict[str, Any]] = {"steps": 10}
 

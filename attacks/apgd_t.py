@@ -24,13 +24,12 @@ from attacks.autoattack_common import (
     need_classes,
 )
 from attacks.base import ATTACKS, Attack
-from attacks.rng import seeded
-from attacks.settings import number, whole
+from lab.core.rng import seeded
+from lab.core.settings import number, whole
 
 
 @ATTACKS.register("apgd_t")
 class APGDTargeted(Attack):
-    name = "apgd_t"
     targeted_ok = False
     quick_settings: ClassVar[dict[str, Any]] = {"steps": 10, "n_target_classes": 2}
 

@@ -38,9 +38,9 @@ from attacks.autoattack_common import (
     set_apgd_iters,
 )
 from attacks.base import ATTACKS, Attack
-from attacks.rng import seeded
-from attacks.settings import choice, whole
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.rng import seeded
+from lab.core.settings import choice, whole
 
 VERSIONS = ("standard", "plus", "rand", "custom")
 SUB_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
@@ -65,7 +65,6 @@ def _guarded_checks(aa: ModuleType) -> Iterator[None]:
 
 @ATTACKS.register("autoattack")
 class AutoAttack(Attack):
-    name = "autoattack"
     kind = "suite"
     targeted_ok = False
     quick_settings: ClassVar[dict[str, Any]] = {"version": "custom", "attacks": ("apgd-ce",), "steps": 10}

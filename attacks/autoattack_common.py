@@ -13,7 +13,7 @@ The package logs to the ``"auto-attack"`` logger (``logging``); its sub-attacks 
 with ``verbose=False``, so nothing is printed; its own flags (warnings such as "Square
 decreased robust accuracy", a randomized or non-softmax model) are collected by
 :func:`collect_flags` into the attack's ``notes``, which the evaluator puts in the report. It seeds torch's global generator itself
-(``torch.manual_seed``), so every call runs inside :func:`attacks.rng.seeded`.
+(``torch.manual_seed``), so every call runs inside :func:`lab.core.rng.seeded`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from attacks.base import num_classes_of
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 AA_NORMS = {"linf": "Linf", "l2": "L2"}
 AA_LOGGER = logging.getLogger("auto-attack")
@@ -37,6 +37,7 @@ AA_LOGGER = logging.getLogger("auto-attack")
 def import_autoattack() -> ModuleType:
     """The ``pyautoattack`` package (with its ``autopgd_base`` and ``square`` modules loaded)."""
     try:
+        # on first use, not at the top: only the AutoAttack attacks need the package
         import pyautoattack
         import pyautoattack.autopgd_base
         import pyautoattack.square

@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from attacks.threat import ThreatModel, make_threat
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.registry import Registry
+from lab.core.threat import ThreatModel, make_threat
 from lab.models.base import check_images, frozen_eval  # noqa: F401 - frozen_eval is part of this module's API
-from lab.registry import Registry
 
 
 def num_classes_of(model: nn.Module) -> int | None:
@@ -117,4 +117,4 @@ class Attack(ABC):
         """Return adversarial images for ``x`` (projection and clamping are done by the caller)."""
 
 
-ATTACKS: Registry[type[Attack]] = Registry("attack")
+ATTACKS: Registry[type[Attack]] = Registry("attack", package="attacks", entry_points="lab.attacks")

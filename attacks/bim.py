@@ -10,7 +10,6 @@ from attacks.gradient import GradientAttack
 
 @ATTACKS.register("bim")
 class BIM(GradientAttack):
-    name = "bim"
     quick_settings = {"steps": 5}
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 10, alpha: float | None = None,

@@ -19,12 +19,11 @@ from typing import Any, ClassVar
 
 from attacks.base import ATTACKS
 from attacks.foolbox_common import FoolboxAttack
-from attacks.settings import number, whole
+from lab.core.settings import number, whole
 
 
 @ATTACKS.register("boundary")
 class Boundary(FoolboxAttack):
-    name = "boundary"
     kind = "black-box"
     norms = ("l2",)
     targeted_ok = False

@@ -17,12 +17,11 @@ from typing import Any, ClassVar
 
 from attacks.base import ATTACKS
 from attacks.foolbox_common import FoolboxAttack
-from attacks.settings import number, whole
+from lab.core.settings import number, whole
 
 
 @ATTACKS.register("cw")
 class CarliniWagner(FoolboxAttack):
-    name = "cw"
     norms = ("l2",)
     quick_settings: ClassVar[dict[str, Any]] = {"steps": 30, "binary_search_steps": 2, "initial_const": 1.0, "stepsize": 0.05}
 

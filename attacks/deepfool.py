@@ -15,12 +15,11 @@ from typing import Any, ClassVar
 
 from attacks.base import ATTACKS
 from attacks.foolbox_common import FoolboxAttack
-from attacks.settings import choice, number, whole
+from lab.core.settings import choice, number, whole
 
 
 @ATTACKS.register("deepfool")
 class DeepFool(FoolboxAttack):
-    name = "deepfool"
     targeted_ok = False
     quick_settings: ClassVar[dict[str, Any]] = {"steps": 5, "candidates": 4}
 

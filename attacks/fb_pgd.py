@@ -15,12 +15,11 @@ from typing import Any, ClassVar
 
 from attacks.base import ATTACKS
 from attacks.foolbox_common import FoolboxAttack
-from attacks.settings import number, whole
+from lab.core.settings import number, whole
 
 
 @ATTACKS.register("fb_pgd")
 class FoolboxPGD(FoolboxAttack):
-    name = "fb_pgd"
     quick_settings: ClassVar[dict[str, Any]] = {"steps": 5}
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 20, alpha: float | None = None,

@@ -10,7 +10,6 @@ from attacks.gradient import GradientAttack
 
 @ATTACKS.register("fgsm")
 class FGSM(GradientAttack):
-    name = "fgsm"
 
     def __init__(self, *, eps: float, norm: str = "linf", loss: str = "ce", random_start: bool = False,
                  kappa: float | None = None, precision: str = "auto",

@@ -12,7 +12,7 @@ does the rest, once for all adapters:
   HopSkipJump) to the ball, and the base projects anyway;
 * keeps, per example, the clipped adversarial where foolbox reports success and ``x``
   otherwise, so an adapter never raises accuracy;
-* seeds torch and NumPy from the attack's ``seed`` around the call (:func:`attacks.rng.seeded`).
+* seeds torch and NumPy from the attack's ``seed`` around the call (:func:`lab.core.rng.seeded`).
 
 Decision-based attacks (``needs_start = True``) need an adversarial starting point. It is
 found here first: foolbox's default (``init="noise"``: uniform noise blended in by
@@ -48,9 +48,9 @@ from torch import nn
 
 from attacks.base import Attack
 from attacks.gradient import is_success
-from attacks.rng import seeded
-from attacks.settings import choice, whole
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.rng import seeded
+from lab.core.settings import choice, whole
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def import_foolbox() -> ModuleType:
     if _foolbox is not None:
         return _foolbox
     try:
+        # imported here, not at the top: only the foolbox attacks need foolbox (and this scipy patch for it)
         import scipy.ndimage
 
         try:
@@ -73,7 +74,7 @@ def import_foolbox() -> ModuleType:
             sys.modules["scipy.ndimage.filters"] = scipy.ndimage
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*scipy\.ndimage\.filters", category=DeprecationWarning)
-            import foolbox
+            import foolbox  # on first use: a heavy import that only the foolbox attacks need
     except ImportError as e:
         raise LabError(f"the foolbox attacks need the 'foolbox' package (pip install foolbox): {e}") from None
     fb_logger = logging.getLogger("foolbox")

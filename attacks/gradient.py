@@ -26,7 +26,6 @@ caller. ``precision="fp32"`` runs everything in fp32.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -35,8 +34,9 @@ from torch import nn
 
 from attacks.base import Attack
 from attacks.losses import LOSSES
-from lab.errors import LabError
-from lab.runtime import autocast, pick_dtype
+from lab.core.errors import LabError
+from lab.core.runtime import autocast, pick_dtype
+from lab.core.settings import setting_names
 
 #: confidence (logits) a transfer row's margin-loss attacks aim for past the decision boundary
 TRANSFER_KAPPA = 20.0
@@ -115,7 +115,7 @@ class GradientAttack(Attack):
         """Full strength for a transfer row: run every step (no early stop at the first
         iterate that fools the surrogate) and, with the margin loss, aim for a confidence of
         :data:`TRANSFER_KAPPA` logits."""
-        takes = inspect.signature(type(self).__init__).parameters
+        takes = setting_names(type(self))
         out: dict[str, Any] = {}
         if self.early_stop and "early_stop" in takes:
             out["early_stop"] = False

@@ -22,12 +22,11 @@ import torch
 
 from attacks.base import ATTACKS
 from attacks.foolbox_common import FoolboxAttack
-from attacks.settings import choice, number, whole
+from lab.core.settings import choice, number, whole
 
 
 @ATTACKS.register("hopskipjump")
 class HopSkipJump(FoolboxAttack):
-    name = "hopskipjump"
     kind = "black-box"
     targeted_ok = False
     needs_start = True

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from lab.registry import Registry
+from lab.core.registry import Registry
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 LOSSES: Registry[LossFn] = Registry("attack loss")

@@ -10,7 +10,6 @@ from attacks.gradient import GradientAttack
 
 @ATTACKS.register("mifgsm")
 class MIFGSM(GradientAttack):
-    name = "mifgsm"
     quick_settings = {"steps": 5}
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 10, momentum: float = 1.0,

@@ -11,7 +11,6 @@ from attacks.gradient import GradientAttack
 
 @ATTACKS.register("pgd")
 class PGD(GradientAttack):
-    name = "pgd"
     quick_settings = {"steps": 5}
 
     def __init__(self, *, eps: float, norm: str = "linf", steps: int = 20, alpha: float | None = None,

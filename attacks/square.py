@@ -21,14 +21,13 @@ from torch import nn
 
 from attacks.autoattack_common import AA_NORMS, import_autoattack
 from attacks.base import ATTACKS, Attack
-from attacks.rng import seeded
-from attacks.settings import choice, number, whole
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.rng import seeded
+from lab.core.settings import choice, number, whole
 
 
 @ATTACKS.register("square")
 class Square(Attack):
-    name = "square"
     kind = "black-box"
     targeted_ok = False
     quick_settings: ClassVar[dict[str, Any]] = {"n_queries": 100}

@@ -27,11 +27,17 @@ import logging
 import time
 from collections.abc import Callable
 
+import foolbox as fb
 import torch
+from _common import model_and_test_images
 
-from lab.checkpoint import load_model
-from lab.data import load_dataset
-from lab.evaluation import AttackSpec, evaluate
+from attacks import ATTACKS
+from lab.evaluation.engine import AttackSpec, evaluate
+
+try:
+    import torchattacks
+except ImportError:  # pragma: no cover - an optional peer, installed by `make bench` only
+    torchattacks = None
 
 STEPS = 20
 
@@ -61,23 +67,11 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    import foolbox as fb
-
-    try:
-        import torchattacks
-    except ImportError:  # pragma: no cover - optional peer
-        torchattacks = None
-
-    ckpt = load_model(args.model)
-    model = ckpt.model.eval()
-    ds = load_dataset(ckpt.info.dataset)
-    x = torch.from_numpy(ds.test_x[: args.n]).float() / 255
-    y = torch.from_numpy(ds.test_y[: args.n])
+    ckpt, x, y = model_and_test_images(args.model, args.n)
+    model = ckpt.model
     fmodel = fb.PyTorchModel(model, bounds=(0, 1))
     print(f"{ckpt.info.arch} on {ckpt.info.dataset} ({args.model}), {args.n} test images, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
-
-    from attacks import ATTACKS
 
     for eps in args.eps:
         alpha = 2.5 * eps / STEPS

@@ -1,7 +1,7 @@
 """Dashboard latency: what one Playground interaction costs, and how long the app takes to
 come up.
 
-1. Interaction: :func:`lab.dashboard.compute.playground_step`, the exact call the Playground
+1. Interaction: :func:`lab.runs.playground.playground_step`, the exact call the Playground
    makes when a widget moves (uncached): PGD-20 at L-inf eps 0.3 on one MNIST test image,
    the class probabilities before and after, and two explanation methods (default
    integrated gradients and Grad-CAM) on the clean and the adversarial image. Repeated on
@@ -27,6 +27,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from lab.dashboard import serve
+from lab.runs.playground import playground_step
+from lab.runs.samples import from_test_set
+from lab.training.checkpoint import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,10 +43,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def interaction(model: str, n: int, methods: list[str], steps: int, eps: float, quick: bool) -> list[float]:
     """Seconds per uncached Playground step on test images 0..n-1 (after one warm-up call)."""
-    from lab.checkpoint import load_model
-    from lab.dashboard.compute import playground_step
-    from lab.samples import from_test_set
-
     ck = load_model(model)
     s = from_test_set(ck.info, n + 1, 0)
     assert s.y is not None
@@ -64,7 +66,6 @@ def cold_start(runs_dir: str, chromium: str | None, timeout: float = 120.0) -> t
     The browser is started first (a user's browser is already open); the clock starts when
     ``streamlit run`` is launched.
     """
-    from lab.dashboard import serve
 
     def healthy_after(t0: float) -> tuple[subprocess.Popen[bytes], str, float]:
         proc, url = serve.start(runs_dir)
@@ -77,7 +78,7 @@ def cold_start(runs_dir: str, chromium: str | None, timeout: float = 120.0) -> t
         proc, url, healthy = healthy_after(time.perf_counter())
         serve.stop(proc)
         return healthy, None
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # optional (dev extra): only for the browser timing
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
@@ -107,23 +108,19 @@ def main() -> None:
     ap.add_argument("--cold", type=int, default=3, help="cold starts measured (0: skip)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    import torch
-
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; model {args.model}")
     print(f"\ninteraction: PGD-{args.steps} (L-inf eps {args.eps:g}) + {' + '.join(methods)} on one image, "
-          f"{args.n} images (lab.dashboard.compute.playground_step, uncached)")  # fmt: skip
+          f"{args.n} images (lab.runs.playground.playground_step, uncached)")  # fmt: skip
     for quick, what in ((True, "preview settings (the page's default)"), (False, "full settings")):
         t = interaction(args.model, args.n, methods, args.steps, args.eps, quick)
         p95 = percentile(t, 95)
         print(f"  {what:40s} p50 {percentile(t, 50):.3f} s  p95 {p95:.3f} s  max {max(t):.3f} s  "
               f"[goal p95 <= 0.5 s: {'met' if p95 <= 0.5 else 'MISSED'}]")  # fmt: skip
     if args.cold > 0:
-        from lab.dashboard import serve
-
         chromium = serve.find_chromium()
         try:
-            import playwright  # noqa: F401
+            import playwright  # noqa: F401  # optional (dev extra): without it, the health check only
         except ImportError:
             chromium = None
         print(f"\ncold start: streamlit run app.py on {args.runs_dir!r}, {args.cold} times"

@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from lab.errors import LabError
-from lab.report import RobustnessReport
+from lab.core.errors import LabError
+from lab.evaluation.report import RobustnessReport
 
 
 def pct(v: float | None) -> str:

@@ -21,12 +21,11 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from _common import model_and_test_images
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 
 from explain import EXPLAINERS
 from explain.layers import resolve_layer
-from lab.checkpoint import load_model
-from lab.data import load_dataset
 
 
 def best_rate(fn: Callable[[], object], n: int, repeats: int) -> float:
@@ -72,11 +71,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning)
 
-    ckpt = load_model(args.model)
-    model = ckpt.model.eval()
-    device = next(model.parameters()).device
-    ds = load_dataset(ckpt.info.dataset)
-    x = (torch.from_numpy(ds.test_x[: args.n]).float() / 255).to(device)
+    ckpt, x, _ = model_and_test_images(args.model, max(args.n, 256))
+    model = ckpt.model
+    device = x.device
+    x, big = x[: args.n], x[:256]
     with torch.no_grad():
         target = model(x).argmax(1)
     zeros = torch.zeros_like(x)
@@ -111,7 +109,6 @@ def main() -> None:
         cap_rate = best_rate(cap_fn, args.n, args.repeats)
         print(f"{name:32s} {lab_rate:10.1f} {cap_rate:13.1f} {lab_rate / cap_rate:9.2f}x")
 
-    big = (torch.from_numpy(ds.test_x[:256]).float() / 255).to(device)
     big_t = target.new_zeros(len(big))
     bounded = peak_mib(lambda: lab_ig(model, big, big_t), device)
     same = peak_mib(lambda: IntegratedGradients(model).attribute(big, baselines=torch.zeros_like(big), target=big_t,

@@ -18,11 +18,10 @@ import logging
 import time
 
 import torch
+from _common import model_and_test_images
 
-from lab.checkpoint import load_model
-from lab.data import load_dataset
-from lab.evaluation import AttackSpec, evaluate
-from lab.runtime import pick_dtype
+from lab.core.runtime import pick_dtype
+from lab.evaluation.engine import AttackSpec, evaluate
 
 ATTACKS = [AttackSpec("pgd", {"steps": 20}), AttackSpec("pgd", {"steps": 100, "loss": "margin"})]
 
@@ -34,11 +33,8 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=0.1)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    ckpt = load_model(args.model)
-    model = ckpt.model.eval()
-    ds = load_dataset(ckpt.info.dataset)
-    x = torch.from_numpy(ds.test_x[: args.n]).float() / 255
-    y = torch.from_numpy(ds.test_y[: args.n])
+    ckpt, x, y = model_and_test_images(args.model, args.n)
+    model = ckpt.model
     steer = pick_dtype("auto", x.device)
     print(f"{ckpt.info.arch} on {ckpt.info.dataset} ({args.model}), first {args.n} test images, L-inf eps "
           f"{args.eps:g}; torch {torch.__version__}, {torch.get_num_threads()} threads; auto steers in "

@@ -4,7 +4,7 @@ Same model (SmallCNN), batch size, data (the first N MNIST training images), opt
 (SGD, momentum 0.9, Nesterov, weight decay) and machine. The plain loop is the
 textbook one: a ``Dataset`` that converts and normalizes one uint8 image per
 ``__getitem__``, a ``DataLoader`` with shuffling, ``zero_grad()``, fp32, contiguous
-tensors and ``loss.item()`` every step. The lab's numbers come from ``lab.train.train``
+tensors and ``loss.item()`` every step. The lab's numbers come from ``lab.training.loop.train``
 itself (its per-epoch images/s, which excludes evaluation and checkpoint writes), run
 with its speed features switched on one at a time so each one's share is visible.
 
@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from lab.config import from_dict
+from lab.core.runtime import cpu_has_fast_bf16
 from lab.data import load_dataset
 from lab.models import ModelInfo, build_model
-from lab.runtime import cpu_has_fast_bf16
-from lab.train import train
+from lab.training.config import from_dict
+from lab.training.loop import train
 
 
 class PlainImages(TorchDataset):  # type: ignore[type-arg]

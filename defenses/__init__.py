@@ -1,8 +1,10 @@
 """Defenses: adversarial-training recipes, one per file, registered by name in :data:`DEFENSES`.
 
 A recipe is an explicit object the training loop calls instead of cross-entropy:
-``DEFENSES.get("pgd_at")(cfg.defense, dtype=...)`` then ``loss, logits = defense.loss(model,
-x, y)`` (see :mod:`defenses.base`). A recipe file's ``[defense]`` section picks one:
+``build_defense("pgd_at", {"eps": 0.3}, input_shape=(1, 28, 28))`` then ``loss, logits =
+defense.loss(model, x, y)`` (see :mod:`defenses.base`). A recipe file's ``[defense]`` table
+picks one by ``name``; its other keys are the recipe's settings (keyword-only ``__init__``
+arguments):
 
 * ``none``: standard training;
 * ``pgd_at``: PGD adversarial training (Madry et al., 2018);
@@ -10,61 +12,45 @@ x, y)`` (see :mod:`defenses.base`). A recipe file's ``[defense]`` section picks 
   catastrophic-overfitting guard (:mod:`defenses.guard`) on by default;
 * ``trades``: TRADES (Zhang et al., 2019).
 
-Adding a recipe is one new file that registers a class, plus its import below. Denoisers
-and input transforms (models wrapping models) will live here too.
+Adding a recipe is one new file that registers a class. Denoisers and input transforms
+(models wrapping models) live in :mod:`defenses.denoisers`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
-from defenses import fgsm_rs, none, pgd_at, trades  # noqa: F401  (each module registers its recipe)
-from defenses.base import DEFENSES, Defense
+import torch
+
+from attacks.pgd import PGD
+from defenses.base import DEFENSES, AdversarialDefense, Defense
 from defenses.guard import CollapseGuard, GuardEvent, guard_batch
-from lab.config import DefenseConfig
+from lab.core.settings import coerce_settings
 from lab.data.device import DeviceData
-from lab.errors import ConfigError, LabError
 
 
-def check_config(d: DefenseConfig) -> None:
-    """ConfigError (one sentence) for a ``[defense]`` section its recipe cannot run."""
-    try:
-        cls = DEFENSES.get(d.name)
-    except LabError as exc:
-        raise ConfigError(f"defense.name: {exc}") from None
-    default = DefenseConfig()
-    for key in DefenseConfig.__dataclass_fields__:
-        if key == "name" or key in cls.uses or getattr(d, key) == getattr(default, key):
-            continue
-        users = [n for n in DEFENSES.names() if key in DEFENSES.get(n).uses]
-        if cls.name == "none":
-            raise ConfigError(f"defense.{key} has no effect without a defense (defense.name is 'none'); "
-                              f"set defense.name to one of {', '.join(users)}")  # fmt: skip
-        raise ConfigError(f"defense.{key} is a setting of {', '.join(users)}; {cls.name} does not use it")
-    if cls.name != "none" and not d.eps > 0:
-        raise ConfigError(f"defense.eps must be positive for {cls.name} (the radius it trains against), got {d.eps!r}")
-
-
-def build_defense(d: DefenseConfig, *, input_shape: tuple[int, ...], dtype: object = None,
-                  label_smoothing: float = 0.0) -> Defense:  # fmt: skip
-    """The recipe ``d.name`` configured from ``d``; LabError when ``eps`` does not fit ``input_shape``."""
-    check_config(d)
-    defense = DEFENSES.get(d.name)(d, dtype=dtype, label_smoothing=label_smoothing)  # type: ignore[arg-type]
+def build_defense(name: str, settings: Mapping[str, Any] | None = None, *, input_shape: tuple[int, ...],
+                  dtype: torch.dtype | None = None, label_smoothing: float = 0.0) -> Defense:  # fmt: skip
+    """The recipe ``name`` configured by ``settings`` (checked and converted, then checked again by
+    the recipe itself); LabError, one sentence, for a bad setting or an ``eps`` that does not fit
+    ``input_shape``."""
+    cls = DEFENSES.get(name)
+    defense = cls(dtype=dtype, label_smoothing=label_smoothing,  # type: ignore[call-arg]
+                  **coerce_settings("defense", cls, settings or {}))  # fmt: skip
     defense.check_input_shape(input_shape)
     return defense
 
 
 def build_guard(defense: Defense, data: DeviceData, seed: int) -> CollapseGuard | None:
     """The recipe's catastrophic-overfitting guard over ``data`` (None when it is off)."""
-    from attacks.pgd import PGD
-
-    d = defense.cfg
-    if not defense.adversarial or defense.guard_mode == "off":
+    if not isinstance(defense, AdversarialDefense) or defense.guard_mode == "off":
         return None
-    attack = PGD(eps=d.eps, norm=d.norm, steps=d.guard_steps, seed=seed)
-    x, y = guard_batch(data, d.guard_batch, seed)
-    return CollapseGuard(mode=defense.guard_mode, drop=d.guard_drop, floor=d.guard_floor, attack=attack,
-                         x=x, y=y, judge_from=math.ceil(d.eps_warmup_epochs) + 1)  # fmt: skip
+    attack = PGD(eps=defense.eps, norm=defense.norm, steps=defense.guard_steps, seed=seed)
+    x, y = guard_batch(data, defense.guard_batch, seed)
+    return CollapseGuard(mode=defense.guard_mode, drop=defense.guard_drop, floor=defense.guard_floor, attack=attack,
+                         x=x, y=y, judge_from=math.ceil(defense.eps_warmup_epochs) + 1)  # fmt: skip
 
 
-__all__ = ["DEFENSES", "CollapseGuard", "Defense", "GuardEvent", "build_defense", "build_guard", "check_config"]
+__all__ = ["DEFENSES", "AdversarialDefense", "CollapseGuard", "Defense", "GuardEvent", "build_defense", "build_guard"]

@@ -17,19 +17,25 @@ For L2 the start is uniform in the L2 ball and the step follows the normalized g
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defenses.base import COMMON, DEFENSES, Defense
+from defenses.base import DEFENSES, AdversarialDefense
 from defenses.inner import maximize
 
 
 @DEFENSES.register("fgsm_rs")
-class FGSMRS(Defense):
-    name = "fgsm_rs"
-    uses = (*COMMON, "alpha")
+class FGSMRS(AdversarialDefense):
+    """One step of size ``alpha`` (0: 1.25 * eps); the other settings are :class:`AdversarialDefense`'s."""
+
     auto_guard = "rollback"
+
+    def __init__(self, *, alpha: float = 0.0, **common: Any) -> None:
+        super().__init__(**common)
+        self.alpha = self.resolve_alpha(alpha)
 
     def default_alpha(self) -> float:
         """1.25 * eps, the step Wong et al. found best (larger steps collapse sooner)."""

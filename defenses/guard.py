@@ -36,7 +36,7 @@ from torch import nn
 from attacks.base import Attack
 from lab.data.device import DeviceData
 
-#: A training snapshot: ``(tensors, record)`` as :func:`lab.train.snapshot` makes it.
+#: A training snapshot: ``(tensors, record)`` as :func:`lab.training.state.snapshot` makes it.
 Snapshot = tuple[dict[str, torch.Tensor], dict[str, Any]]
 _PREFIX = "guard.best."
 

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from attacks.base import frozen_eval
-from attacks.threat import ThreatModel
-from lab.runtime import autocast
+from lab.core.runtime import autocast
+from lab.core.threat import ThreatModel
 
 #: ``loss(fp32 logits [B, K]) -> scalar`` (a sum over the batch, so each example's gradient is its own)
 InnerLoss = Callable[[torch.Tensor], torch.Tensor]

@@ -14,8 +14,7 @@ from defenses.base import DEFENSES, Defense
 
 @DEFENSES.register("none")
 class NoDefense(Defense):
-    name = "none"
-    uses = ()
+    """No settings."""
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.forward(model, x)

@@ -13,26 +13,35 @@ training forward on the adversarial batch (train mode) updates them as usual.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defenses.base import COMMON, DEFENSES, Defense
+from defenses.base import DEFENSES, AdversarialDefense
 from defenses.inner import maximize
+from lab.core.settings import positive
 
 
 @DEFENSES.register("pgd_at")
-class PGDAT(Defense):
-    name = "pgd_at"
-    uses = (*COMMON, "steps", "alpha", "random_start")
+class PGDAT(AdversarialDefense):
+    """``steps`` PGD steps of size ``alpha`` (0: 2.5 * eps / steps), from a uniform random
+    start in the ball when ``random_start``; the other settings are :class:`AdversarialDefense`'s."""
+
+    def __init__(self, *, steps: int = 10, alpha: float = 0.0, random_start: bool = True, **common: Any) -> None:
+        super().__init__(**common)
+        self.steps = int(positive("steps", steps))
+        self.alpha = self.resolve_alpha(alpha)
+        self.random_start = bool(random_start)
 
     def attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training examples: PGD on the cross-entropy at the current (warmed-up) radius."""
         if self.eps_now == 0:
             return x
-        start = self.threat.init(x, None) if self.cfg.random_start else None
+        start = self.threat.init(x, None) if self.random_start else None
         return maximize(model, x, lambda z: F.cross_entropy(z, y, reduction="sum"), self.threat,
-                        steps=self.cfg.steps, alpha=self.alpha_now, start=start, dtype=self.dtype)  # fmt: skip
+                        steps=self.steps, alpha=self.alpha_now, start=start, dtype=self.dtype)  # fmt: skip
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.forward(model, self.attack(model, x, y))

@@ -5,7 +5,12 @@ images in [0, 1], NCHW; settings are keyword-only; ``target`` None explains the 
 class. The base class (:mod:`explain.base`) checks inputs, handles the model's mode,
 parameters and device, and removes every hook a method leaves. Methods are backed by
 captum wherever captum has them; ``attention`` reads an attention model's own maps.
-Adding a method is one new file that registers a class, plus its import below.
+A method's facts are class attributes the registry hands out with the class: ``signed``
+(:meth:`~explain.base.Explainer.signed_for` adds the settings), ``short_name``, ``aliases``,
+``needs_attention``, ``randomized``, ``quick_settings``.
+Adding a method is one new file that registers a class; the registry finds it
+(every module of the package is imported on first use; plug-ins come through the entry point
+group named in :mod:`lab.core.registry`).
 """
 
 from __future__ import annotations
@@ -15,20 +20,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from explain import (  # each module registers its explainers
-    attention,  # noqa: F401
-    deeplift,  # noqa: F401
-    gradcam,  # noqa: F401
-    gradient_shap,  # noqa: F401
-    guided_backprop,  # noqa: F401
-    guided_gradcam,  # noqa: F401
-    input_x_gradient,  # noqa: F401
-    integrated_gradients,  # noqa: F401
-    occlusion,  # noqa: F401
-    saliency,  # noqa: F401
-    smoothgrad,  # noqa: F401
-    vargrad,  # noqa: F401
-)
 from explain.base import EXPLAINERS, Explainer, TargetLike
 
 __all__ = ["EXPLAINERS", "Explainer", "explain"]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explain.base import EXPLAINERS, Explainer
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 @EXPLAINERS.register("attention")
@@ -22,8 +22,8 @@ class AttentionExplainer(Explainer):
     """One stage's map (``stage=0, 1, ...``; ``-1``, the default, is the last and most
     semantic stage) or the mean over all stages (``stage=None``), in [0, 1]."""
 
-    name = "attention"
     paper = "Jetley et al., 2018, Learn to Pay Attention (softmax spatial attention)"
+    needs_attention = True
 
     def __init__(self, *, stage: int | None = -1, reduce: str = "sum") -> None:
         super().__init__(reduce=reduce)

@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
-from lab.errors import LabError
-from lab.models.base import check_images, frozen_eval  # noqa: F401 - shared checks, re-exported for explain.*
-from lab.registry import Registry
+from lab.core.errors import LabError
+from lab.core.registry import Registry
+from lab.models.base import check_images, frozen_eval, model_device  # noqa: F401 - re-exported for explain.*
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +96,6 @@ def no_hooks_left(model: nn.Module) -> Iterator[None]:
             log.warning("removed %d hook(s) an attribution method left on the model", leaked)
 
 
-def model_device(model: nn.Module) -> torch.device:
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def resolve_target(logits: torch.Tensor, target: TargetLike) -> torch.Tensor:
     """Class indices [B] (int64, on ``logits``' device): the prediction when ``target`` is None."""
     b, n = logits.shape[0], logits.shape[1]
@@ -139,6 +131,28 @@ class Explainer(ABC):
     randomized: ClassVar[bool] = False
     #: settings for a cheap run (tests, previews); real use keeps the defaults
     quick_settings: ClassVar[dict[str, Any]] = {}
+    #: True when the maps keep their sign with the default settings (evidence for and against the
+    #: class: a diverging colormap); False for magnitudes. :meth:`signed_for` adds the settings.
+    signed: ClassVar[bool] = False
+    #: the column heading in grids, where the name is too long ("": the name)
+    short_name: ClassVar[str] = ""
+    #: other names the CLI accepts for the method (``ig`` for integrated_gradients)
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: True when the method reads an attention model's own maps (``model.forward_with_attention``)
+    needs_attention: ClassVar[bool] = False
+
+    @classmethod
+    def signed_for(cls, settings: Mapping[str, Any]) -> bool:
+        """Whether the maps made with ``settings`` (a :meth:`config` or ``__init__`` keywords) are signed.
+
+        ``reduce="abs_sum"`` maps are magnitudes whatever the method.
+        """
+        return cls.signed and settings.get("reduce") != "abs_sum"
+
+    @classmethod
+    def heading(cls) -> str:
+        """What a grid's column calls the method: :attr:`short_name`, else the name."""
+        return cls.short_name or cls.name
 
     def __init__(self, *, reduce: str = "sum") -> None:
         if reduce not in REDUCTIONS:
@@ -182,23 +196,4 @@ class Explainer(ABC):
         """Attributions [B, C, H, W] or [B, 1, H, W] for ``x`` (on the model's device) and ``target`` [B]."""
 
 
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Run the block under ``seed`` for torch, NumPy and ``random`` (captum draws from all three),
-    restoring the caller's RNG states afterwards."""
-    devices = (
-        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    )
-    np_state, py_state = np.random.get_state(), random.getstate()
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
-
-
-EXPLAINERS: Registry[type[Explainer]] = Registry("explainer")
+EXPLAINERS: Registry[type[Explainer]] = Registry("explainer", package="explain", entry_points="lab.explainers")

@@ -12,15 +12,15 @@ from captum.attr import DeepLift
 from torch import nn
 
 from explain.base import EXPLAINERS, Explainer
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 @EXPLAINERS.register("deeplift")
 class DeepLiftExplainer(Explainer):
     """DeepLIFT against a constant baseline image (``baseline`` in [0, 1]; 0 = black)."""
 
-    name = "deeplift"
     paper = "Shrikumar et al., 2017, Learning Important Features Through Propagating Activation Differences"
+    signed = True
 
     def __init__(self, *, baseline: float = 0.0, reduce: str = "sum") -> None:
         super().__init__(reduce=reduce)

@@ -15,14 +15,13 @@ from torch import nn
 
 from explain.base import EXPLAINERS, Explainer
 from explain.layers import resolve_layer
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 @EXPLAINERS.register("gradcam")
 class GradCamExplainer(Explainer):
     """Non-negative class-activation maps [B, 1, H, W] from ``layer`` (None: the default)."""
 
-    name = "gradcam"
     paper = "Selvaraju et al., 2017, Grad-CAM"
 
     def __init__(self, *, layer: str | None = None, reduce: str = "sum") -> None:

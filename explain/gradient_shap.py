@@ -12,16 +12,19 @@ import torch
 from captum.attr import GradientShap
 from torch import nn
 
-from explain.base import EXPLAINERS, Explainer, seeded
-from lab.errors import LabError
+from explain.base import EXPLAINERS, Explainer
+from lab.core.errors import LabError
+from lab.core.rng import seeded
 
 
 @EXPLAINERS.register("gradient_shap")
 class GradientShapExplainer(Explainer):
     """``n_samples`` (input + noise, random baseline) pairs per image; ``stdevs`` in pixel units."""
 
-    name = "gradient_shap"
     paper = "Lundberg & Lee, 2017, A Unified Approach to Interpreting Model Predictions"
+    signed = True
+    short_name = "gradient SHAP"
+    aliases = ("shap",)
     randomized = True
     quick_settings = {"n_samples": 4, "n_baselines": 4}
 

@@ -17,8 +17,10 @@ from explain.base import EXPLAINERS, Explainer
 class GuidedBackpropExplainer(Explainer):
     """Guided-backprop gradients ([B, C, H, W] before ``reduce``)."""
 
-    name = "guided_backprop"
     paper = "Springenberg et al., 2015, Striving for Simplicity: The All Convolutional Net"
+    signed = True
+    short_name = "guided backprop"
+    aliases = ("gbp",)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return GuidedBackprop(model).attribute(x, target=target)

@@ -19,8 +19,9 @@ from explain.layers import resolve_layer
 class GuidedGradCamExplainer(Explainer):
     """High-resolution, class-discriminative maps ([B, C, H, W] before ``reduce``)."""
 
-    name = "guided_gradcam"
     paper = "Selvaraju et al., 2017, Grad-CAM"
+    signed = True
+    short_name = "guided gradcam"
 
     def __init__(self, *, layer: str | None = None, reduce: str = "sum") -> None:
         super().__init__(reduce=reduce)

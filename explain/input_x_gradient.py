@@ -18,8 +18,10 @@ from explain.base import EXPLAINERS, Explainer
 class InputXGradientExplainer(Explainer):
     """``x * d logit_target / d x`` (signed; [B, C, H, W] before ``reduce``)."""
 
-    name = "input_x_gradient"
     paper = "Shrikumar et al., 2016, Not Just a Black Box"
+    signed = True
+    short_name = "input x gradient"
+    aliases = ("ixg",)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return InputXGradient(model).attribute(x, target=target)

@@ -14,15 +14,17 @@ from captum.attr import IntegratedGradients
 from torch import nn
 
 from explain.base import EXPLAINERS, Explainer
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 @EXPLAINERS.register("integrated_gradients")
 class IntegratedGradientsExplainer(Explainer):
     """IG from a constant baseline image (``baseline`` in [0, 1] pixel units; 0 = black)."""
 
-    name = "integrated_gradients"
     paper = "Sundararajan et al., 2017, Axiomatic Attribution for Deep Networks"
+    signed = True
+    short_name = "integr. gradients"
+    aliases = ("ig",)
     quick_settings = {"n_steps": 8}
 
     def __init__(self, *, n_steps: int = 50, baseline: float = 0.0, internal_batch_size: int = 64,

@@ -1,26 +1,18 @@
 """Which layer a layer method (Grad-CAM, Guided Grad-CAM) looks at.
 
-Each registered architecture has a default: its last convolutional layer or block, whose
-output is still spatial. Users name another one by its module path (``"net.features.3"``;
-the ``"net."`` prefix of a :class:`~lab.models.LabModel` may be left out). For a denoised
-model (a denoiser in front of a classifier) the default is the classifier's, explained
-through the whole pipeline.
+Each registered architecture names its default as a class attribute,
+``default_layer`` (:class:`lab.models.registry.Net`): its last convolutional layer or block
+whose output is still spatial. Users name another one by its module path
+(``"net.features.3"``; the ``"net."`` prefix of a :class:`~lab.models.LabModel` may be left
+out). For a denoised model (a denoiser in front of a classifier) the default is the
+classifier's, explained through the whole pipeline.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from lab.errors import LabError
-
-#: architecture -> module path of the default Grad-CAM layer (inside a LabModel)
-DEFAULT_LAYERS: dict[str, str] = {
-    "smallcnn": "net.features.7",  # last conv (64@3x3), before its ReLU and pool
-    "lenet5": "net.features.3",  # conv 16@5x5
-    "fastnet": "net.features.2",  # conv 32@4x4 stride 2
-    "preact_resnet18": "net.layer4",  # the last residual stage
-    "attention_cnn": "net.stage2",  # the last conv-bn-relu stage
-}
+from lab.core.errors import LabError
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
@@ -29,10 +21,12 @@ def conv_layer_names(model: nn.Module) -> list[str]:
 
 
 def default_layer_name(model: nn.Module) -> str:
-    """The registered default for the model's architecture, else its last Conv2d."""
+    """The wrapped net's ``default_layer`` (as ``"net.<path>"``), else its last Conv2d."""
+    net = getattr(model, "net", None)
+    layer = getattr(type(net), "default_layer", "") if isinstance(net, nn.Module) else ""
+    if layer:
+        return f"net.{layer}"
     arch = getattr(getattr(model, "info", None), "arch", None)
-    if arch in DEFAULT_LAYERS:
-        return DEFAULT_LAYERS[arch]
     classifier = getattr(model, "classifier", None)
     if isinstance(arch, str) and "+" in arch and isinstance(classifier, nn.Module):
         # a denoised model ("dae+smallcnn"): the classifier's layer, behind the denoiser

@@ -20,7 +20,7 @@ from attacks import ATTACKS
 from explain.base import check_images
 from explain.metrics_common import MethodLike, as_explainer, method_name, predictions
 from explain.metrics_similarity import spearman, ssim, top_k_iou
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 EXPLAIN_TARGETS = ("predicted", "label")
 

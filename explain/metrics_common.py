@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from explain.base import EXPLAINERS, Explainer, TargetLike, frozen_eval, model_device, resolve_target
-from lab.errors import LabError
+from explain.base import EXPLAINERS, Explainer, TargetLike, resolve_target
+from lab.core.errors import LabError
+from lab.models import predict
 
 #: ``fn(model, x, target) -> maps [B, 1, H, W]``: an :class:`Explainer` instance or any callable like it
 ExplainFn = Callable[[nn.Module, torch.Tensor, TargetLike], torch.Tensor]
@@ -34,27 +35,15 @@ def method_name(method: MethodLike) -> str:
     return str(getattr(method, "name", "") or getattr(method, "__name__", "") or type(method).__name__)
 
 
-@torch.no_grad()
 def probabilities(model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Softmax probability of class ``target[i]`` for image ``x[i]``: float32 [N] on the CPU."""
-    device = model_device(model)
-    out = []
-    with frozen_eval(model):
-        for i in range(0, x.shape[0], batch_size):
-            xb = x[i : i + batch_size].to(device=device, dtype=torch.float32)
-            p = model(xb).float().softmax(1)
-            out.append(p.gather(1, target[i : i + batch_size].to(device)[:, None])[:, 0].cpu())
-    return torch.cat(out)
+    """Softmax probability of class ``target[i]`` for image ``x[i]``: float32 [N] on the CPU (eval mode, fp32)."""
+    p = predict.probabilities(model, x, batch_size)
+    return p.gather(1, target.to(p.device)[:, None])[:, 0].cpu()
 
 
-@torch.no_grad()
 def predictions(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Predicted classes [B] (int64, CPU), model in eval mode (restored afterwards)."""
-    device = model_device(model)
-    with frozen_eval(model):
-        return torch.cat(
-            [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, x.shape[0], batch_size)]
-        )
+    return predict.predict(model, x, batch_size).cpu()
 
 
 def targets(model: nn.Module, x: torch.Tensor, target: TargetLike, batch_size: int = 256) -> torch.Tensor:
@@ -63,6 +52,5 @@ def targets(model: nn.Module, x: torch.Tensor, target: TargetLike, batch_size: i
         return predictions(model, x, batch_size)
     n = int(getattr(getattr(model, "info", None), "num_classes", 0) or 0)
     if n == 0:
-        with torch.no_grad(), frozen_eval(model):
-            n = model(x[:1].to(model_device(model))).shape[1]
+        n = predict.probabilities(model, x[:1], 1).shape[1]
     return resolve_target(torch.zeros(x.shape[0], n), target).cpu()

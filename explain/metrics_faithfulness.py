@@ -29,9 +29,10 @@ from captum.metrics import infidelity as captum_infidelity
 from captum.metrics import sensitivity_max
 from torch import nn
 
-from explain.base import TargetLike, check_images, frozen_eval, model_device, seeded
+from explain.base import TargetLike, check_images, frozen_eval, model_device
 from explain.metrics_common import MethodLike, as_explainer, probabilities, targets
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.rng import seeded
 
 
 @dataclass

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from explain.base import TargetLike, check_images, model_device, seeded
+from explain.base import TargetLike, check_images, model_device
 from explain.metrics_common import MethodLike, as_explainer, method_name, targets
 from explain.metrics_similarity import spearman, ssim
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.rng import seeded
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 def _flat(a: torch.Tensor, b: torch.Tensor, absolute: bool) -> tuple[torch.Tensor, torch.Tensor]:

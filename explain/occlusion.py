@@ -12,15 +12,15 @@ from captum.attr import Occlusion
 from torch import nn
 
 from explain.base import EXPLAINERS, Explainer
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 @EXPLAINERS.register("occlusion")
 class OcclusionExplainer(Explainer):
     """Per-pixel mean logit drop over the windows covering it ([B, 1, H, W])."""
 
-    name = "occlusion"
     paper = "Zeiler & Fergus, 2014, Visualizing and Understanding Convolutional Networks"
+    signed = True
     quick_settings = {"stride": 4}
 
     def __init__(self, *, window: int | None = None, stride: int | None = None, baseline: float = 0.0,

@@ -17,7 +17,6 @@ from explain.base import EXPLAINERS, Explainer
 class SaliencyExplainer(Explainer):
     """``|d logit_target / d x|`` per pixel and channel ([B, C, H, W] before ``reduce``)."""
 
-    name = "saliency"
     paper = "Simonyan et al., 2014, Deep Inside Convolutional Networks"
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

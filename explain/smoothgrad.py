@@ -9,21 +9,23 @@ normalize internally), drawn under ``seed`` without touching the caller's RNG.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from captum.attr import GuidedBackprop, InputXGradient, NoiseTunnel, Saliency
 from torch import nn
 
-from explain.base import EXPLAINERS, Explainer, seeded
-from lab.errors import LabError
+from explain.base import EXPLAINERS, Explainer
+from lab.core.errors import LabError
+from lab.core.rng import seeded
 
-#: base methods a noise tunnel can wrap: name -> (captum class, extra attribute() kwargs)
-BASES: dict[str, tuple[type, dict[str, Any]]] = {
-    "saliency": (Saliency, {"abs": True}),
-    "gradient": (Saliency, {"abs": False}),
-    "input_x_gradient": (InputXGradient, {}),
-    "guided_backprop": (GuidedBackprop, {}),
+#: base methods a noise tunnel can wrap: name -> (captum class, extra attribute() kwargs, keeps the sign)
+BASES: dict[str, tuple[type, dict[str, Any], bool]] = {
+    "saliency": (Saliency, {"abs": True}, False),
+    "gradient": (Saliency, {"abs": False}, True),
+    "input_x_gradient": (InputXGradient, {}, True),
+    "guided_backprop": (GuidedBackprop, {}, True),
 }
 
 
@@ -53,7 +55,7 @@ class NoiseTunnelExplainer(Explainer):
         self.seed = int(seed)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        cls, kwargs = BASES[self.base]
+        cls, kwargs, _ = BASES[self.base]
         tunnel = NoiseTunnel(cls(model))
         with seeded(self.seed, x.device):
             return tunnel.attribute(
@@ -66,15 +68,21 @@ class NoiseTunnelExplainer(Explainer):
 class SmoothGradExplainer(NoiseTunnelExplainer):
     """Mean of the base attribution (default ``|gradient|``) over noisy inputs."""
 
-    name = "smoothgrad"
     paper = "Smilkov et al., 2017, SmoothGrad: removing noise by adding noise"
     nt_type = "smoothgrad"
+    aliases = ("sg",)
+
+    @classmethod
+    def signed_for(cls, settings: Mapping[str, Any]) -> bool:
+        """The mean keeps the base's sign: signed for a signed base (``gradient``, not ``|gradient|``)."""
+        base = BASES.get(str(settings.get("base") or cls.default_base))
+        return base is not None and base[2] and settings.get("reduce") != "abs_sum"
 
 
 @EXPLAINERS.register("smoothgrad_sq")
 class SmoothGradSqExplainer(NoiseTunnelExplainer):
     """Mean of the squared base attribution over noisy inputs (non-negative)."""
 
-    name = "smoothgrad_sq"
     paper = "Hooker et al., 2019, A Benchmark for Interpretability Methods in Deep Neural Networks"
     nt_type = "smoothgrad_sq"
+    short_name = "smoothgrad sq"

@@ -15,7 +15,6 @@ from explain.smoothgrad import NoiseTunnelExplainer
 class VarGradExplainer(NoiseTunnelExplainer):
     """Per-pixel variance of the base attribution over noisy inputs (non-negative)."""
 
-    name = "vargrad"
     paper = "Adebayo et al., 2018, Local Explanation Methods for Deep Neural Networks Lack Sensitivity"
     nt_type = "vargrad"
     default_base = "gradient"

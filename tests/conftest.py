@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab.config import from_dict
 from lab.data import load_dataset
 from lab.models import LabModel
-from lab.train import train
+from lab.training.config import from_dict
+from lab.training.loop import train
 
 
 @dataclass

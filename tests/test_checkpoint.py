@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lab import checkpoint as ckpt
-from lab.errors import CheckpointError
-from lab.io import atomic_open, atomic_write_bytes
+from lab.core.errors import CheckpointError
+from lab.core.io import atomic_open, atomic_write_bytes
 from lab.models import LabModel, ModelInfo, build_model
+from lab.training import checkpoint as ckpt
 
 
 def model(arch: str = "smallcnn", seed: int = 0) -> LabModel:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.epsilon import default_eps, format_eps, parse_eps, parse_number
-from lab.errors import LabError
-from lab.evaluation import check_eps
+from lab.core.epsilon import check_eps, default_eps, format_eps, parse_eps, parse_number
+from lab.core.errors import LabError
 from lab.models import ModelInfo
 
 

@@ -13,10 +13,10 @@ import pytest
 from cli_helpers import assert_user_error, run_lab
 from PIL import Image
 
-from lab.attack_run import attack_settings, parse_params, resolve_target, run_attack
 from lab.cli import main
-from lab.errors import LabError
-from lab.report import RobustnessReport
+from lab.core.errors import LabError
+from lab.evaluation.report import RobustnessReport
+from lab.runs.attack import attack_settings, parse_params, resolve_target, run_attack
 
 QUICK = ["--suite", "quick", "--n", "64", "--probe-n", "32", "--no-progress"]
 

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from attacks import ATTACKS
-from lab.errors import LabError
-from lab.evaluation import AttackSpec, evaluate, suite_specs
+from lab.core.errors import LabError
+from lab.evaluation.engine import AttackSpec, evaluate
+from lab.evaluation.suites import suite_specs
 from lab.models import LabModel
 
 DETERMINISTIC = [AttackSpec("fgsm"), AttackSpec("bim", {"steps": 5}), AttackSpec("mifgsm", {"steps": 5})]

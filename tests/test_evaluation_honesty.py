@@ -14,10 +14,10 @@ from torch import nn
 from attacks import ATTACKS, Attack
 from attacks.autoattack_common import AA_LOGGER, collect_flags
 from defenses.denoisers.wrapper import ThreatRow
-from lab.errors import LabError
-from lab.eval_run import gate
-from lab.evaluation import AttackSpec, evaluate
-from lab.report import MaskingCheck, RobustnessReport
+from lab.core.errors import LabError
+from lab.evaluation.engine import AttackSpec, evaluate
+from lab.evaluation.gate import gate
+from lab.evaluation.report import MaskingCheck, RobustnessReport
 
 
 class MeanThreshold(nn.Module):

@@ -1,4 +1,4 @@
-"""The one image reader (:mod:`lab.images`): from bytes (the dashboard's path) and through the
+"""The one image reader (:mod:`lab.data.images`): from bytes (the dashboard's path) and through the
 real ``lab`` console script (``--image``), where every bad file is one sentence and exit 2."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from cli_helpers import assert_user_error, run_lab
 from PIL import Image
 
-from lab.errors import LabError
-from lab.images import MAX_PIXELS, read_image
+from lab.core.errors import LabError
+from lab.data.images import MAX_PIXELS, read_image
 
 GRAY = (1, 28, 28)
 RGB = (3, 28, 28)

@@ -1,4 +1,4 @@
-"""The gradient-masking checks (:mod:`lab.masking`) shown to fail: for each of the five, a
+"""The gradient-masking checks (:mod:`lab.evaluation.masking`) shown to fail: for each of the five, a
 tiny model that masks gradients the way that check looks for, run through the public
 ``evaluate(..., checks=True)``, and the check FAILs; on healthy models every check passes.
 A check that cannot run says "not run", never "pass", in the data and in every renderer.
@@ -25,12 +25,13 @@ from torch import nn
 
 from attacks import ATTACKS
 from attacks.base import Attack
-from lab import masking, render
-from lab.errors import LabError
-from lab.evaluation import evaluate
+from lab.core.errors import LabError
+from lab.evaluation import masking
+from lab.evaluation.engine import evaluate
+from lab.evaluation.report import MaskingCheck, RobustnessReport
 from lab.models import LabModel
 from lab.models.base import ModelInfo
-from lab.report import MaskingCheck, RobustnessReport
+from lab.present import files, markdown, terminal, text
 
 SHAPE = (1, 16, 16)
 N = 64  # images per synthetic set; all are correctly classified, so the probe is all of them
@@ -305,7 +306,7 @@ def test_without_square_black_box_is_not_run(monkeypatch: pytest.MonkeyPatch) ->
     c = _check(report, "black-box-not-better")
     assert c.passed is None and c.status == "not run" and c.detail.startswith("not run")
     assert report.unrun_checks == [c] and c not in report.failed_checks
-    assert "4 of 5 passed, 1 not run (black-box-not-better)" == render.checks_summary(report)
+    assert "4 of 5 passed, 1 not run (black-box-not-better)" == text.checks_summary(report)
 
 
 def test_a_square_that_cannot_load_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -347,26 +348,26 @@ def test_status_and_the_report_lists() -> None:
     assert [c.status for c in report.checks] == ["pass", "FAIL", "not run"]
     assert [c.name for c in report.failed_checks] == ["more-steps-change-little"]
     assert [c.name for c in report.unrun_checks] == ["black-box-not-better"]
-    assert render.checks_summary(report) == "1 of 3 passed, 1 FAILED, 1 not run (black-box-not-better)"
+    assert text.checks_summary(report) == "1 of 3 passed, 1 FAILED, 1 not run (black-box-not-better)"
 
 
 def test_every_renderer_says_not_run(tmp_path: Path) -> None:
-    from lab.dashboard.reports import check_table
+    from lab.present.reports import check_table
 
     report = _mixed_report()
-    md = render.report_markdown(report)
+    md = markdown.report_markdown(report)
     section = md.split("## Gradient-masking checks", 1)[1].split("\n## ", 1)[0]
     assert "| black-box-not-better | not run |" in section
     assert "| large-eps | PASS |" in section and "| more-steps-change-little | **FAIL** |" in section
     assert "1 of 3 passed, 1 FAILED, 1 not run" in section
-    colored = render.report_table(report, color=True)
+    colored = terminal.report_table(report, color=True)
     line = next(ln for ln in colored.splitlines() if ANSI.sub("", ln).startswith("  not run  black-box-not-better"))
-    assert line.startswith(render.YELLOW) and "PASS" not in line
+    assert line.startswith(terminal.YELLOW) and "PASS" not in line
     plain = ANSI.sub("", colored)
-    assert plain == render.report_table(report, color=False)
+    assert plain == terminal.report_table(report, color=False)
     assert "gradient-masking checks: 1 of 3 passed, 1 FAILED, 1 not run" in plain
     assert [row["result"] for row in check_table(report)] == ["PASS", "FAIL", "not run"]
-    render.write_report(report, tmp_path)  # the plot names the unrun check too; it must not raise
+    files.write_report(report, tmp_path)  # the plot names the unrun check too; it must not raise
     assert (tmp_path / "accuracy_vs_eps.png").stat().st_size > 0
 
 

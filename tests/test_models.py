@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 from lab.models import MODELS, LabModel, ModelInfo, build_model
 
 SHAPES = {"preact_resnet18": (3, 32, 32)}

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab import render
-from lab.report import AttackResult, EpsResult, MaskingCheck, RobustnessReport
+from lab.evaluation.report import AttackResult, EpsResult, MaskingCheck, RobustnessReport
+from lab.present import figures, files, markdown, terminal, text
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -52,15 +52,15 @@ def _report(upper_bound: bool = True, model: dict | None = None, eps: tuple[floa
 
 
 def test_markdown_holds_every_number_and_the_failed_check() -> None:
-    md = render.report_markdown(_report())
-    for text in ("fastnet", "fashion-mnist", "L-inf", "quick", "81.25%", "| fgsm |", "| pgd-20 |", "50.00%", "43.75%",
+    md = markdown.report_markdown(_report())
+    for needle in ("fastnet", "fashion-mnist", "L-inf", "quick", "81.25%", "| fgsm |", "| pgd-20 |", "50.00%", "43.75%",
                  "18.75%", "6.25%", "38.46%", "**worst case**", "**43.75%**", "eps = 0.1", "eps = 0.3", "1.50",
                  "at most 6.25%", "upper bound", "test images 0..63", "PASS", "**FAIL**", "pgd100x5_margin=0",
                  "## Warnings"):  # fmt: skip
-        assert text in md, text
+        assert needle in md, needle
     # attacks in run order within each epsilon
     assert md.index("| fgsm |") < md.index("| pgd-20 |")
-    strong = render.report_markdown(_report(upper_bound=False))
+    strong = markdown.report_markdown(_report(upper_bound=False))
     assert "at most" not in strong and "robust accuracy 6.25%" in strong and "upper bound" not in strong
 
 
@@ -68,24 +68,24 @@ def test_markdown_and_table_survive_missing_numbers() -> None:
     rep = _report()
     rep.results[0].attacks[1].mean_norm = float("nan")
     rep.results[0].attacks[1].max_norm = float("nan")
-    assert "| 4 | 43.75% | 12.50% | - | - |" in render.report_markdown(rep)
-    assert " - " in render.report_table(rep)
+    assert "| 4 | 43.75% | 12.50% | - | - |" in markdown.report_markdown(rep)
+    assert " - " in terminal.report_table(rep)
 
 
 def test_cifar_style_eps_labels() -> None:
     rep = _report(model={"arch": "preact", "dataset": "cifar10", "input_shape": [3, 32, 32]}, eps=(2 / 255, 8 / 255))
-    md = render.report_markdown(rep)
+    md = markdown.report_markdown(rep)
     assert "eps = 8/255" in md and "eps = 2/255" in md
-    assert "8/255" in render.report_table(rep) and "8/255" in render.headline_text(rep)
+    assert "8/255" in terminal.report_table(rep) and "8/255" in text.headline_text(rep)
 
 
 def test_table_colors_only_the_failed_check_red() -> None:
     rep = _report()
-    colored = render.report_table(rep, color=True)
-    red_lines = [line for line in colored.splitlines() if render.RED in line]
+    colored = terminal.report_table(rep, color=True)
+    red_lines = [line for line in colored.splitlines() if terminal.RED in line]
     assert len(red_lines) == 1 and "more-steps-change-little" in red_lines[0] and "FAIL" in red_lines[0]
-    assert colored.count(render.RED) == 1
-    plain = render.report_table(rep, color=False)
+    assert colored.count(terminal.RED) == 1
+    plain = terminal.report_table(rep, color=False)
     assert "\x1b" not in plain
     assert ANSI.sub("", colored) == plain
     # aligned: the header and every attack row have the 'robust acc' column ending at the same place
@@ -104,22 +104,22 @@ def test_use_color(monkeypatch: pytest.MonkeyPatch) -> None:
             return True
 
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert render.use_color(Tty()) is True
-    assert render.use_color(io.StringIO()) is False
+    assert terminal.use_color(Tty()) is True
+    assert terminal.use_color(io.StringIO()) is False
     monkeypatch.setenv("NO_COLOR", "1")
-    assert render.use_color(Tty()) is False
+    assert terminal.use_color(Tty()) is False
 
 
 def test_plot_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
-    path = render.plot_accuracy_vs_eps(_report(), tmp_path / "sub" / "acc.png")
+    path = figures.plot_accuracy_vs_eps(_report(), tmp_path / "sub" / "acc.png")
     with Image.open(path) as img:
-        assert img.format == "PNG" and img.size == render.PLOT_SIZE_PX
+        assert img.format == "PNG" and img.size == figures.PLOT_SIZE_PX
         assert np.asarray(img.convert("L")).std() > 5  # something was drawn
     assert not list(path.parent.glob(".*.tmp"))
 
 
 def test_series_are_read_from_the_report() -> None:
-    eps, lines, worst = render._series(_report())
+    eps, lines, worst = figures._series(_report())
     assert eps == [0.1, 0.3]
     assert lines == {"fgsm": [0.5, 0.1875], "pgd-20": [0.4375, 0.0625]}
     assert worst == [0.4375, 0.0625]
@@ -127,14 +127,14 @@ def test_series_are_read_from_the_report() -> None:
 
 def test_write_report_and_json_round_trip(tmp_path: Path) -> None:
     rep = _report()
-    paths = render.write_report(rep, tmp_path / "out")
+    paths = files.write_report(rep, tmp_path / "out")
     assert {p.name for p in paths.values()} == {"report.json", "report.md", "accuracy_vs_eps.png"}
     assert all(p.is_file() for p in paths.values())
     assert not list((tmp_path / "out").glob(".*"))
     loaded = RobustnessReport.load(paths["json"])
     assert loaded == rep
     assert [c.name for c in loaded.failed_checks] == ["more-steps-change-little"]
-    assert paths["markdown"].read_text() == render.report_markdown(loaded)
+    assert paths["markdown"].read_text() == markdown.report_markdown(loaded)
 
 
 def test_nan_norms_come_back_as_none_and_still_render(tmp_path: Path) -> None:
@@ -142,15 +142,15 @@ def test_nan_norms_come_back_as_none_and_still_render(tmp_path: Path) -> None:
     rep.results[1].attacks[1].mean_norm = math.nan
     loaded = RobustnessReport.load(rep.save(tmp_path / "r.json"))
     assert loaded.results[1].attacks[1].mean_norm is None
-    assert render.report_markdown(loaded) == render.report_markdown(rep)
-    render.plot_accuracy_vs_eps(loaded, tmp_path / "p.png")
+    assert markdown.report_markdown(loaded) == markdown.report_markdown(rep)
+    figures.plot_accuracy_vs_eps(loaded, tmp_path / "p.png")
 
 
 def test_perturbation_image_is_gray_where_unchanged() -> None:
     delta = np.zeros((1, 4, 4), dtype=np.float32)
     delta[0, 0, 0] = 0.1
     delta[0, 1, 1] = -0.1
-    img = render.to_uint8_image(render.perturbation_image(delta, 0.5 / 0.1))
+    img = figures.to_uint8_image(figures.perturbation_image(delta, 0.5 / 0.1))
     assert img.shape == (4, 4) and img[0, 0] == 255 and img[1, 1] == 0 and img[2, 2] == 128
-    rgb = render.to_uint8_image(np.full((3, 2, 5), 0.5))
+    rgb = figures.to_uint8_image(np.full((3, 2, 5), 0.5))
     assert rgb.shape == (2, 5, 3) and rgb.dtype == np.uint8

@@ -16,8 +16,8 @@ import torch
 from cli_helpers import BIN, LAB, ROOT, assert_user_error
 from cli_helpers import run_lab as _run_lab
 
-from lab import checkpoint as ckpt
 from lab.cli import main
+from lab.training import checkpoint as ckpt
 
 RECIPE = str(ROOT / "configs" / "mnist_smallcnn.toml")
 

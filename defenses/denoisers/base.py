@@ -14,8 +14,11 @@ Class flags tell the evaluator which adaptive attacks the pipeline needs:
   ``backward="zero" | "identity"``;
 * ``randomized``: draws fresh randomness each call, so attacks need EOT (Athalye et al.).
 
-Each denoiser reads only some ``[denoiser]`` keys (``uses``); the rest must keep their
-defaults, like the adversarial-training recipes.
+A denoiser's settings (a ``[denoiser]`` table's keys) are its keyword-only ``__init__``
+arguments, checked by the ``__init__`` itself (:mod:`lab.core.settings`); the input shape
+[C, H, W] of the classifier it goes in front of is an ordinary argument.
+:meth:`Denoiser.settings` records them in checkpoints, from which
+:func:`defenses.denoisers.rebuild` builds the denoiser again.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from lab.config import DenoiserConfig
-from lab.registry import Registry
+from lab.core.registry import Registry
+from lab.core.settings import between, setting_names
 
 BACKWARDS = ("zero", "identity")
 
@@ -35,21 +38,27 @@ class Denoiser(nn.Module):
     """Base of every denoiser and input transform; subclasses implement :meth:`transform`."""
 
     name: ClassVar[str] = ""
-    uses: ClassVar[tuple[str, ...]] = ()
     trainable: ClassVar[bool] = False
     differentiable: ClassVar[bool] = True
     randomized: ClassVar[bool] = False
     #: what the paper calls it, for reports and the dashboard
     title: ClassVar[str] = ""
 
-    def __init__(self, cfg: DenoiserConfig, input_shape: tuple[int, int, int]) -> None:
+    def __init__(self, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
-        self.cfg = cfg
         self.input_shape = tuple(input_shape)
 
+    @classmethod
+    def check(cls, **settings: Any) -> None:
+        """Run the ``__init__``'s checks of ``settings`` without building weights: on the meta
+        device (no memory) at a nominal 1x28x28 input; the real input shape is checked when
+        the pipeline is built (:func:`defenses.denoisers.wrap`)."""
+        with torch.device("meta"):
+            cls((1, 28, 28), **settings)
+
     def settings(self) -> dict[str, Any]:
-        """The ``[denoiser]`` keys this denoiser reads, for checkpoints and reports."""
-        return {k: getattr(self.cfg, k) for k in DenoiserConfig.__dataclass_fields__ if k in self.uses}
+        """Its settings (each kept as the attribute of that name), for checkpoints and reports."""
+        return {k: getattr(self, k) for k in setting_names(type(self))}
 
     def transform(self, x: torch.Tensor, backward: str = "zero") -> torch.Tensor:
         """The denoised images; ``backward`` matters only when not ``differentiable``."""
@@ -64,6 +73,27 @@ class Denoiser(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+
+
+class LearnedDenoiser(Denoiser):
+    """Base of the denoisers with weights that ``lab train`` fits (:mod:`defenses.denoisers.training`).
+
+    Settings: ``width`` (channels of the first layer) and the training examples: a fraction
+    ``adv_frac`` of each batch replaced by PGD examples of the frozen classifier (L-inf
+    ``attack_eps``, ``attack_steps`` steps), the rest noised with Gaussian noise of std
+    ``noise`` (MagNet: 0.1).
+    """
+
+    trainable = True
+
+    def __init__(self, input_shape: tuple[int, int, int], *, attack_eps: float = 0.3, attack_steps: int = 10,
+                 adv_frac: float = 0.5, noise: float = 0.1, width: int = 32) -> None:  # fmt: skip
+        super().__init__(input_shape)
+        self.attack_eps = float(between("attack_eps", attack_eps, 0.0, 1.0))
+        self.attack_steps = int(between("attack_steps", attack_steps, 1, 1000))
+        self.adv_frac = float(between("adv_frac", adv_frac, 0.0, 1.0))
+        self.noise = float(between("noise", noise, 0.0, 1.0))
+        self.width = int(between("width", width, 1, 512))
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -93,4 +123,4 @@ def non_differentiable(x: torch.Tensor, out: torch.Tensor, backward: str) -> tor
     return _StraightThrough.apply(x, out.detach(), backward == "identity")  # type: ignore[no-any-return]
 
 
-DENOISERS: Registry[type[Denoiser]] = Registry("denoiser")
+DENOISERS: Registry[type[Denoiser]] = Registry("denoiser", package="defenses.denoisers", entry_points="lab.denoisers")

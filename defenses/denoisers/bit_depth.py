@@ -10,17 +10,20 @@ from __future__ import annotations
 import torch
 
 from defenses.denoisers.base import DENOISERS, Denoiser, non_differentiable
+from lab.core.settings import between
 
 
 @DENOISERS.register("bit_depth")
 class BitDepth(Denoiser):
-    name = "bit_depth"
     title = "bit-depth reduction (Xu et al. 2018)"
-    uses = ("bits",)
     differentiable = False
 
+    def __init__(self, input_shape: tuple[int, int, int], *, bits: int = 1) -> None:
+        super().__init__(input_shape)
+        self.bits = int(between("bits", bits, 1, 8))  # bits per channel kept
+
     def transform(self, x: torch.Tensor, backward: str = "zero") -> torch.Tensor:
-        levels = 2 ** int(self.cfg.bits) - 1
+        levels = 2**self.bits - 1
         with torch.no_grad():
             out = torch.round(x.float() * levels) / levels
         return non_differentiable(x, out, backward)

@@ -16,23 +16,23 @@ target, does not vanish.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from defenses.denoisers.base import DENOISERS, Denoiser
-from lab.config import DenoiserConfig
+from defenses.denoisers.base import DENOISERS, LearnedDenoiser
 
 
 @DENOISERS.register("dae")
-class DAE(Denoiser):
-    name = "dae"
-    title = "denoising autoencoder (MagNet, Meng & Chen 2017)"
-    uses = ("width", "attack_eps", "attack_steps", "adv_frac", "noise")
-    trainable = True
+class DAE(LearnedDenoiser):
+    """Settings: :class:`LearnedDenoiser`'s (``width`` channels inside)."""
 
-    def __init__(self, cfg: DenoiserConfig, input_shape: tuple[int, int, int]) -> None:
-        super().__init__(cfg, input_shape)
-        c, w = input_shape[0], int(cfg.width)
+    title = "denoising autoencoder (MagNet, Meng & Chen 2017)"
+
+    def __init__(self, input_shape: tuple[int, int, int], **settings: Any) -> None:
+        super().__init__(input_shape, **settings)
+        c, w = input_shape[0], self.width
         self.encoder = nn.Sequential(
             nn.Conv2d(c, w, 3, padding=1), nn.ReLU(),
             nn.Conv2d(w, w, 3, padding=1), nn.ReLU(),

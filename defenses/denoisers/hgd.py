@@ -9,12 +9,13 @@ its logits on the clean image (L1 distance: their "logits guided denoiser", LGD)
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defenses.denoisers.base import DENOISERS, Denoiser
-from lab.config import DenoiserConfig
+from defenses.denoisers.base import DENOISERS, LearnedDenoiser
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -25,15 +26,14 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 @DENOISERS.register("hgd")
-class HGD(Denoiser):
-    name = "hgd"
-    title = "high-level representation guided denoiser (Liao et al. 2018)"
-    uses = ("width", "attack_eps", "attack_steps", "adv_frac", "noise")
-    trainable = True
+class HGD(LearnedDenoiser):
+    """Settings: :class:`LearnedDenoiser`'s (``width`` channels in the first block)."""
 
-    def __init__(self, cfg: DenoiserConfig, input_shape: tuple[int, int, int]) -> None:
-        super().__init__(cfg, input_shape)
-        c, w = input_shape[0], int(cfg.width)
+    title = "high-level representation guided denoiser (Liao et al. 2018)"
+
+    def __init__(self, input_shape: tuple[int, int, int], **settings: Any) -> None:
+        super().__init__(input_shape, **settings)
+        c, w = input_shape[0], self.width
         self.enc1 = _block(c, w)
         self.enc2 = _block(w, 2 * w)
         self.mid = _block(2 * w, 2 * w)
@@ -41,7 +41,7 @@ class HGD(Denoiser):
         self.dec1 = _block(2 * w, w)
         self.out = nn.Conv2d(w, c, 1)
 
-    def noise(self, x: torch.Tensor) -> torch.Tensor:
+    def predict_noise(self, x: torch.Tensor) -> torch.Tensor:
         """The predicted adversarial noise ``d(x)``, same shape as ``x``."""
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
@@ -51,4 +51,4 @@ class HGD(Denoiser):
         return self.out(d1)
 
     def transform(self, x: torch.Tensor, backward: str = "zero") -> torch.Tensor:
-        return (x - self.noise(x).to(x.dtype)).clamp(0.0, 1.0)
+        return (x - self.predict_noise(x).to(x.dtype)).clamp(0.0, 1.0)

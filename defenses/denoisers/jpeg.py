@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from defenses.denoisers.base import DENOISERS, Denoiser, non_differentiable
+from lab.core.errors import LabError
+from lab.core.settings import between
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -31,17 +33,14 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 @DENOISERS.register("jpeg")
 class JPEG(Denoiser):
-    name = "jpeg"
     title = "JPEG re-encoding (Guo et al. 2018)"
-    uses = ("quality",)
     differentiable = False
 
-    def __init__(self, cfg, input_shape):  # type: ignore[no-untyped-def]
-        super().__init__(cfg, input_shape)
+    def __init__(self, input_shape: tuple[int, int, int], *, quality: int = 75) -> None:
+        super().__init__(input_shape)
+        self.quality = int(between("quality", quality, 1, 95))  # Pillow's JPEG quality
         if input_shape[0] not in (1, 3):
-            from lab.errors import LabError
-
             raise LabError(f"jpeg works on 1- or 3-channel images, this classifier takes {input_shape[0]} channels")
 
     def transform(self, x: torch.Tensor, backward: str = "zero") -> torch.Tensor:
-        return non_differentiable(x, jpeg_roundtrip(x, self.cfg.quality), backward)
+        return non_differentiable(x, jpeg_roundtrip(x, self.quality), backward)

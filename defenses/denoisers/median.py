@@ -13,16 +13,19 @@ import torch
 import torch.nn.functional as F
 
 from defenses.denoisers.base import DENOISERS, Denoiser
+from lab.core.settings import between
 
 
 @DENOISERS.register("median")
 class Median(Denoiser):
-    name = "median"
     title = "median filter (Xu et al. 2018)"
-    uses = ("kernel",)
+
+    def __init__(self, input_shape: tuple[int, int, int], *, kernel: int = 2) -> None:
+        super().__init__(input_shape)
+        self.kernel = int(between("kernel", kernel, 1, 9))  # window side
 
     def transform(self, x: torch.Tensor, backward: str = "zero") -> torch.Tensor:
-        k = int(self.cfg.kernel)
+        k = self.kernel
         if k == 1:
             return x
         b, c, h, w = x.shape

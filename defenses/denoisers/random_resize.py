@@ -11,18 +11,21 @@ import torch
 import torch.nn.functional as F
 
 from defenses.denoisers.base import DENOISERS, Denoiser
+from lab.core.settings import between
 
 
 @DENOISERS.register("random_resize")
 class RandomResize(Denoiser):
-    name = "random_resize"
     title = "random resize and pad (Xie et al. 2018)"
-    uses = ("min_scale",)
     randomized = True
+
+    def __init__(self, input_shape: tuple[int, int, int], *, min_scale: float = 0.8) -> None:
+        super().__init__(input_shape)
+        self.min_scale = float(between("min_scale", min_scale, 0.1, 1.0))  # smallest resize factor
 
     def transform(self, x: torch.Tensor, backward: str = "zero") -> torch.Tensor:
         b, c, h, w = x.shape
-        lo = max(1, int(round(self.cfg.min_scale * min(h, w))))
+        lo = max(1, int(round(self.min_scale * min(h, w))))
         out = torch.zeros_like(x)
         # one size per call (a batch shares it, like Xie et al.), offsets per image
         side = int(torch.randint(lo, min(h, w) + 1, (1,)))

@@ -10,8 +10,10 @@ rest with Gaussian noise of std ``noise`` (MagNet's training inputs). The loss:
 * ``hgd`` (Liao et al. 2018, LGD): L1 distance between the classifier's logits on the
   denoised image and on the clean image (summed over classes, averaged over images).
 
-The training loop sees this object where it would see an adversarial-training recipe:
-``loss(model, x, y) -> (loss, logits)`` with the pipeline's logits for its accuracy.
+These settings are the denoiser's own (:class:`defenses.denoisers.base.LearnedDenoiser`):
+``DenoiserTraining(pipeline.denoiser)`` reads them there. The training loop sees this
+object where it would see an adversarial-training recipe: ``loss(model, x, y) -> (loss,
+logits)`` with the pipeline's logits for its accuracy.
 """
 
 from __future__ import annotations
@@ -24,17 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attacks.threat import make_threat
+from defenses.denoisers.base import Denoiser
+from defenses.denoisers.wrapper import Denoised
 from defenses.inner import maximize, plain_module
-from lab.config import DenoiserConfig
-from lab.runtime import autocast
+from lab.core.runtime import autocast
+from lab.core.threat import make_threat
 
 
 @contextmanager
 def keep_denoised(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """During the block, the pipeline's forward leaves its denoised images in the dict."""
-    from defenses.denoisers.wrapper import Denoised
-
     net = plain_module(model)
     assert isinstance(net, Denoised)
     box: dict[str, torch.Tensor] = {}
@@ -50,12 +51,17 @@ class DenoiserTraining:
 
     adversarial = False
 
-    def __init__(self, cfg: DenoiserConfig, *, dtype: torch.dtype | None = None) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
+    def __init__(self, denoiser: Denoiser, *, dtype: torch.dtype | None = None) -> None:
+        # a transform has no training examples to make (and no weights: the loop never calls loss)
+        s = denoiser.settings()
+        self.name = denoiser.name
         self.dtype = dtype
-        self.threat = make_threat("linf", cfg.attack_eps) if cfg.attack_eps > 0 else None
-        self.alpha = 2.5 * cfg.attack_eps / max(cfg.attack_steps, 1)
+        self.attack_eps = float(s.get("attack_eps", 0.0))
+        self.attack_steps = int(s.get("attack_steps", 1))
+        self.adv_frac = float(s.get("adv_frac", 0.0))
+        self.noise = float(s.get("noise", 0.0))
+        self.threat = make_threat("linf", self.attack_eps) if self.attack_eps > 0 else None
+        self.alpha = 2.5 * self.attack_eps / max(self.attack_steps, 1)
 
     def set_progress(self, epochs: float) -> None:  # the loop's hook for warm-ups; none here
         pass
@@ -63,16 +69,16 @@ class DenoiserTraining:
     def inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The denoiser's training inputs for the clean batch ``x`` (see the module docstring)."""
         net = plain_module(model)
-        n_adv = int(round(self.cfg.adv_frac * x.shape[0])) if self.threat is not None else 0
+        n_adv = int(round(self.adv_frac * x.shape[0])) if self.threat is not None else 0
         parts = []
         if n_adv:
             xa, ya = x[:n_adv], y[:n_adv]
             start = self.threat.init(xa, None)  # type: ignore[union-attr]
             parts.append(maximize(net.classifier, xa, lambda z: F.cross_entropy(z, ya, reduction="sum"), self.threat,  # type: ignore[arg-type]
-                                  steps=self.cfg.attack_steps, alpha=self.alpha, start=start, dtype=self.dtype))  # fmt: skip
+                                  steps=self.attack_steps, alpha=self.alpha, start=start, dtype=self.dtype))  # fmt: skip
         rest = x[n_adv:]
         if len(rest):
-            parts.append((rest + self.cfg.noise * torch.randn_like(rest)).clamp(0, 1) if self.cfg.noise > 0 else rest)
+            parts.append((rest + self.noise * torch.randn_like(rest)).clamp(0, 1) if self.noise > 0 else rest)
         return torch.cat(parts).contiguous(memory_format=torch.preserve_format)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,9 +20,18 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from lab.checkpoint import MODEL_FILE, SIDECAR_FILE, Checkpoint, list_checkpoints, load_model, resolve_model_path
-from lab.dashboard import compute
-from lab.runtime import pick_device
+from lab.core.runtime import pick_device
+from lab.data import load_dataset
+from lab.runs.playground import DefenseView, PlaygroundResult, defense_view, playground_step
+from lab.runs.samples import from_test_set
+from lab.training.checkpoint import (
+    MODEL_FILE,
+    SIDECAR_FILE,
+    Checkpoint,
+    list_checkpoints,
+    load_model,
+    resolve_model_path,
+)
 
 
 def model_key(path: str | os.PathLike[str]) -> str:
@@ -56,7 +65,7 @@ def checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 
 def checkpoints(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every checkpoint under the runs folder (lab.checkpoint.list_checkpoints; unreadable
+    """Every checkpoint under the runs folder (lab.training.checkpoint.list_checkpoints; unreadable
     ones carry ``error``); empty when the folder does not exist yet."""
     if not Path(root).is_dir():
         return []
@@ -65,9 +74,6 @@ def checkpoints(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 @st.cache_data(max_entries=4, show_spinner="Loading the test set…")
 def _test_set(path: str, key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from lab.data import load_dataset
-    from lab.samples import from_test_set
-
     info = checkpoint(path).info
     total = len(load_dataset(info.dataset).test_y)
     s = from_test_set(info, total, 0)  # verifies the data is the data the model was trained on
@@ -87,32 +93,32 @@ def _items(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _playground(path: str, key: str, image: np.ndarray, label: int | None, attack: str,
                 settings: tuple[tuple[str, Any], ...], eps: float, norm: str, methods: tuple[str, ...],
-                quick: bool, name: str) -> compute.PlaygroundResult:  # fmt: skip
+                quick: bool, name: str) -> PlaygroundResult:  # fmt: skip
     with model_lock(key):
-        return compute.playground_step(checkpoint(path), image, label, attack=attack, settings=dict(settings), eps=eps,
-                                       norm=norm, methods=methods, quick=quick, name=name)  # fmt: skip
+        return playground_step(checkpoint(path), image, label, attack=attack, settings=dict(settings), eps=eps,
+                               norm=norm, methods=methods, quick=quick, name=name)  # fmt: skip
 
 
 def playground(path: str | os.PathLike[str], image: np.ndarray, label: int | None, *, attack: str,
                settings: Mapping[str, Any], eps: float, norm: str, methods: Sequence[str] = (), quick: bool = True,
-               name: str = "image") -> compute.PlaygroundResult:  # fmt: skip
-    """:func:`lab.dashboard.compute.playground_step`, cached on everything that changes it."""
+               name: str = "image") -> PlaygroundResult:  # fmt: skip
+    """:func:`lab.runs.playground.playground_step`, cached on everything that changes it."""
     return _playground(str(path), model_key(path), np.ascontiguousarray(image), label, attack, _items(settings),
                        float(eps), norm, tuple(methods), bool(quick), name)  # fmt: skip
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _defense(path: str, key: str, clean: np.ndarray, adversarial: np.ndarray, label: int | None, mode: str,
-             attack: str, settings: tuple[tuple[str, Any], ...], eps: float, norm: str) -> compute.DefenseView:  # fmt: skip
+             attack: str, settings: tuple[tuple[str, Any], ...], eps: float, norm: str) -> DefenseView:  # fmt: skip
     ck = checkpoint(path)
     with model_lock(key):
-        return compute.defense_view(ck, ck.record, clean, adversarial, label, mode=mode, attack=attack,
-                                    settings=dict(settings), eps=eps, norm=norm)  # fmt: skip
+        return defense_view(ck, ck.record, clean, adversarial, label, mode=mode, attack=attack,
+                            settings=dict(settings), eps=eps, norm=norm)  # fmt: skip
 
 
 def defense(path: str | os.PathLike[str], clean: np.ndarray, adversarial: np.ndarray, label: int | None, *,
-            mode: str, attack: str, settings: Mapping[str, Any], eps: float, norm: str) -> compute.DefenseView:  # fmt: skip
-    """:func:`lab.dashboard.compute.defense_view` of the model at ``path``, cached."""
+            mode: str, attack: str, settings: Mapping[str, Any], eps: float, norm: str) -> DefenseView:  # fmt: skip
+    """:func:`lab.runs.playground.defense_view` of the model at ``path``, cached."""
     return _defense(str(path), model_key(path), np.ascontiguousarray(clean), np.ascontiguousarray(adversarial), label,
                     mode, attack, _items(settings), float(eps), norm)  # fmt: skip
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from types import FrameType
 
-from lab.dashboard.jobs import _now, load_job, save_job
+from lab.dashboard.job_record import load_job, now, save_job
 
 
 def main(argv: list[str]) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
         log.write(f"\n[lab train ended with exit code {rc}]\n".encode())
     final = load_job(job.record)  # keeps a stop request the page wrote meanwhile
     final.returncode = rc
-    final.finished = _now()
+    final.finished = now()
     save_job(final)
     return 0
 

@@ -24,117 +24,19 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.dashboard.reports import same_folder
-from lab.errors import LabError
-from lab.io import atomic_write_json
+from lab.core.errors import LabError
+from lab.dashboard.job_record import Job, alive, jobs_dir, load_job, now, save_job
+from lab.present.reports import same_folder
+from lab.training.checkpoint import MODEL_FILE, STATE_FILE
+from lab.training.config import load_config
 
-JOBS_DIR = ".dashboard_jobs"
 #: run folder names the form accepts (a folder directly under the runs folder)
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-@dataclass
-class Job:
-    """A background training run as its record holds it, plus its live status."""
-
-    id: str
-    recipe: str
-    out: str
-    log: str
-    cmd: list[str]
-    started: str
-    epochs_total: int | None = None
-    pid: int | None = None  # the runner (leader of its own process group), recorded by the runner
-    child_pid: int | None = None  # lab train
-    returncode: int | None = None
-    finished: str | None = None
-    stop_requested: bool = False
-    record: str = ""  # path of the JSON record
-    status: str = field(default="starting")  # starting | running | complete | failed | stopped | lost
-
-
-def jobs_dir(runs_root: str | os.PathLike[str]) -> Path:
-    return Path(runs_root) / JOBS_DIR
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _alive(pid: int | None, must_contain: str) -> bool:
-    """Whether ``pid`` runs and its command line contains ``must_contain`` (so a reused pid is
-    not mistaken for our process). Without /proc: whether the pid exists."""
-    if not pid:
-        return False
-    if Path("/proc").is_dir():
-        cmd = _cmdline(pid)
-        if not cmd:
-            return False
-        try:  # a finished child that nobody reaped yet is not running
-            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-                return False
-        except (OSError, IndexError):
-            pass
-        return must_contain in cmd
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-#: a job whose runner has not recorded its pid this long after the start is considered lost
-START_GRACE_S = 120.0
-
-
-def _age_s(job: Job) -> float:
-    try:
-        return (_dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(job.started)).total_seconds()
-    except ValueError:
-        return float("inf")
-
-
-def _status(job: Job) -> str:
-    if job.returncode is not None:
-        if job.returncode == 0:
-            return "complete"
-        return "stopped" if job.stop_requested else "failed"
-    if job.pid is None:  # the runner has not started the trainer yet
-        return "starting" if _age_s(job) < START_GRACE_S else "lost"
-    if _alive(job.pid, job.id):
-        return "running"
-    return "lost"  # the runner died without recording an exit code (machine rebooted, killed)
-
-
-def load_job(path: str | os.PathLike[str]) -> Job:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-        job = Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__ and k not in ("status", "record")})
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise LabError(f"job record {str(p)!r} is unreadable ({exc})") from None
-    job.record = str(p)
-    job.status = _status(job)
-    return job
-
-
-def save_job(job: Job) -> None:
-    data = {k: v for k, v in asdict(job).items() if k not in ("status", "record")}
-    atomic_write_json(job.record, data)
 
 
 def list_jobs(runs_root: str | os.PathLike[str]) -> list[Job]:
@@ -173,9 +75,6 @@ def start_training(
     background; LabError (nothing started) for a recipe outside ``recipes_root``, an invalid
     recipe or override, a bad run name, a folder that already holds a run without ``resume``
     (or none with it), or a run of that folder that is still going."""
-    from lab.checkpoint import MODEL_FILE, STATE_FILE
-    from lab.config import load_config
-
     root = Path(runs_root)
     rec = Path(recipe)
     if not rec.is_file() or not _inside(rec, Path(recipes_root)):
@@ -205,7 +104,7 @@ def start_training(
         cmd += ["--set", o]
     if resume:
         cmd.append("--resume")
-    job = Job(id=job_id, recipe=str(rec), out=str(out), log=str(log), cmd=cmd, started=_now(),
+    job = Job(id=job_id, recipe=str(rec), out=str(out), log=str(log), cmd=cmd, started=now(),
               epochs_total=int(cfg.train.epochs), record=str(folder / f"{job_id}.json"))  # fmt: skip
     save_job(job)
     runner = subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments as a list
@@ -234,10 +133,10 @@ def stop_job(job: Job) -> bool:
         return False
     job.stop_requested = True
     save_job(job)
-    if job.child_pid and _alive(job.child_pid, str(Path(job.out).resolve())):
+    if job.child_pid and alive(job.child_pid, str(Path(job.out).resolve())):
         os.kill(job.child_pid, signal.SIGINT)
         return True
-    if job.pid and _alive(job.pid, job.id):
+    if job.pid and alive(job.pid, job.id):
         os.killpg(job.pid, signal.SIGINT)  # the runner leads its own process group (start_new_session)
         return True
     return False

@@ -12,23 +12,17 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Show a :class:`lab.errors.LabError` raised inside the block as ``st.error`` (its one
+    """Show a :class:`lab.core.errors.LabError` raised inside the block as ``st.error`` (its one
     sentence), never as a traceback; the rest of the block is skipped."""
     try:
         yield
     except LabError as exc:
         st.error(str(exc))
-
-
-def pct(v: object) -> str:
-    from lab.render import pct as _pct
-
-    return _pct(v)
 
 
 def run_name(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:

@@ -1,7 +1,7 @@
 """An image a person uploads, checked and made to fit the model, with a notice per change.
 
 :func:`read_upload` refuses more than :data:`MAX_UPLOAD_BYTES`, then hands the bytes to
-:func:`lab.images.read_image` (the CLI's reader) with ``fit=True`` and at most
+:func:`lab.data.images.read_image` (the CLI's reader) with ``fit=True`` and at most
 :data:`MAX_UPLOAD_PIXELS` pixels: it refuses, with one sentence each, anything that is not a
 PNG or JPEG by its content (:data:`UPLOAD_FORMATS`), too many pixels (read from the header,
 before any pixel is decoded: a decompression bomb is refused, not decoded), an animation and
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lab.errors import LabError
-from lab.images import IMAGE_FORMATS, MAX_PIXELS, read_image
+from lab.core.errors import LabError
+from lab.data.images import IMAGE_FORMATS, MAX_PIXELS, read_image
 
 #: what an upload must be by its content (the CLI's formats)
 UPLOAD_FORMATS: tuple[str, ...] = tuple(IMAGE_FORMATS)
@@ -26,7 +26,7 @@ UPLOAD_FORMATS: tuple[str, ...] = tuple(IMAGE_FORMATS)
 UPLOAD_SUFFIXES = ("png", "jpg", "jpeg")
 #: uploads larger than this are refused (``server.maxUploadSize`` in .streamlit/config.toml is 2 MB)
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-#: pixel count above which an upload is refused before decoding (lab.images.MAX_PIXELS is the CLI's)
+#: pixel count above which an upload is refused before decoding (lab.data.images.MAX_PIXELS is the CLI's)
 MAX_UPLOAD_PIXELS = min(MAX_PIXELS, 2048 * 2048)
 
 

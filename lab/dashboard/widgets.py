@@ -2,13 +2,12 @@
 class, or an upload), an attack with its norm, settings and epsilon, explanation methods.
 
 Choices come from the registries (``attacks.ATTACKS``, ``explain.EXPLAINERS``), defaults
-from the API (:func:`lab.epsilon.default_eps`, each attack's signature and
+from the API (:func:`lab.core.epsilon.default_eps`, each attack's signature and
 ``quick_settings``); every widget has a ``key`` so tests can drive it.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +15,19 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from attacks import ATTACKS
+from explain import EXPLAINERS
+from lab.core.epsilon import default_eps, eps_style, format_eps
+from lab.core.errors import LabError
+from lab.core.settings import setting_defaults
+from lab.core.text import pct
 from lab.dashboard import cache
-from lab.dashboard.compute import defense_kind, defense_label
-from lab.dashboard.ui import pct, run_name
-from lab.errors import LabError
+from lab.dashboard.ui import run_name
+from lab.dashboard.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, looks_inverted, read_upload
+from lab.present.models import defense_label
+from lab.present.text import norm_name
+from lab.runs.attack import attack_setting_names
+from lab.runs.playground import defense_kind
 
 #: attacks whose full settings cost more than this (forward+backward passes per image, the
 #: attack's own ``cost``) start with their cheap preview settings: boundary, cw, hopskipjump
@@ -129,8 +137,6 @@ def image_picker(path: str, info: Any, *, key: str, where: Any = None) -> Picked
 
     Upload problems are LabErrors (the page shows the sentence); conversions are notices.
     """
-    from lab.dashboard.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, looks_inverted, read_upload
-
     where = where if where is not None else st.sidebar
     source = where.radio("Image", SOURCES, key=f"{key}_source", horizontal=True)
     if source == "Upload":
@@ -177,27 +183,20 @@ class AttackChoice:
 
     @property
     def title(self) -> str:
-        from lab.epsilon import format_eps
-        from lab.render import norm_name
-
+        """``pgd-20 (L-inf, eps 0.3)``: the steps when the attack has a ``steps`` setting."""
         steps = self.settings.get("steps")
-        name = f"{self.name}-{steps}" if steps and self.name not in ("fgsm",) else self.name
+        name = f"{self.name}-{steps}" if steps else self.name
         return f"{name} ({norm_name(self.norm)}, eps {format_eps(self.eps)})"
 
 
 def setting_default(attack: str, setting: str) -> Any:
-    from attacks import ATTACKS
-
-    p = inspect.signature(ATTACKS.get(attack).__init__).parameters.get(setting)
-    return None if p is None or p.default is inspect.Parameter.empty else p.default
+    """The default of attack ``attack``'s ``setting`` (None when it has none)."""
+    return setting_defaults(ATTACKS.get(attack)).get(setting)
 
 
 def eps_slider(info: Any, norm: str, *, key: str, where: Any = None) -> float:
     """Epsilon in the data's units: a slider over [0, 1] pixel values for gray data, a
     ``k/255`` slider for colour (CIFAR-like) data; starts at the conventional radius."""
-    from lab.epsilon import default_eps, eps_style, format_eps
-    from lab.render import norm_name
-
     where = where if where is not None else st
     style = eps_style({"input_shape": list(info.input_shape)})
     default = default_eps(info, norm)
@@ -217,11 +216,6 @@ def eps_slider(info: Any, norm: str, *, key: str, where: Any = None) -> float:
 
 def attack_controls(info: Any, *, key: str, where: Any = None) -> AttackChoice:
     """Attack (every registered one), norm (those it supports), steps, preview settings, epsilon."""
-    from attacks import ATTACKS
-    from lab.attack_run import attack_setting_names
-    from lab.epsilon import default_eps
-    from lab.render import norm_name
-
     where = where if where is not None else st
     names = ATTACKS.names()
     c1, c2, c3 = where.columns([2, 1.3, 1.5])
@@ -250,13 +244,12 @@ def attack_controls(info: Any, *, key: str, where: Any = None) -> AttackChoice:
 
 
 def method_picker(model: Any, *, key: str, where: Any = None) -> tuple[list[str], bool]:
-    """Explanation methods (attention only for attention models) and the preview toggle."""
-    from explain import EXPLAINERS
-
+    """Explanation methods (those that read attention maps only for attention models) and the preview toggle."""
     where = where if where is not None else st
     has_attention = bool(getattr(model, "has_attention", False))
-    names = [n for n in EXPLAINERS.names() if n != "attention" or has_attention]
-    default = (["attention"] if has_attention else []) + [m for m in DEFAULT_METHODS if m in names]
+    names = [n for n, cls in EXPLAINERS.items() if has_attention or not cls.needs_attention]
+    attention = [n for n in names if EXPLAINERS.get(n).needs_attention]
+    default = attention + [m for m in DEFAULT_METHODS if m in names]
     c1, c2 = where.columns([4, 1])
     methods = c1.multiselect("Explanation methods", names, default=default[:3], key=f"{key}_methods_{has_attention}")
     quick = c2.toggle("Preview settings", value=True, key=f"{key}_quick",

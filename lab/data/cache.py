@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from lab.core.errors import DataError
+from lab.core.io import atomic_path
 from lab.data.checksums import file_record, read_bytes
 from lab.data.dataset import Arrays, Dataset, fingerprint, validate_arrays
-from lab.errors import DataError
-from lab.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from lab.errors import DataError
+from lab.core.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_FILE_BYTES = 1 << 30  # no dataset file the lab reads is larger than 1 GiB

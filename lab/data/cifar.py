@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from lab.core.errors import DataError
 from lab.data.checksums import file_record, read_bytes, verify_record
 from lab.data.dataset import Arrays
 from lab.data.known import CIFAR10_CLASSES, CIFAR10_MD5
 from lab.data.safe_pickle import safe_loads
-from lab.errors import DataError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"

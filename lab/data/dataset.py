@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lab.errors import DataError
+from lab.core.errors import DataError
 
 
 class Arrays(NamedTuple):

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lab.data.pixels import to_float
+
 
 class DeviceData:
     """One split on ``device``: ``x`` uint8 [N, C, H, W], ``y`` int64 [N]."""
@@ -52,7 +54,7 @@ class DeviceData:
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             b = idx[start : start + batch_size]
-            x = self.x[b].float().div_(255.0)
+            x = to_float(self.x[b])
             if augment != "none":
                 x = augment_batch(x, augment, padding, generator)
             yield x, self.y[b]

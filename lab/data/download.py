@@ -1,7 +1,7 @@
 """Downloading dataset files over HTTP(S) and extracting the CIFAR-10 archive safely.
 
 A download goes to a temporary file next to its destination, is md5-verified against
-the published value, and only then renamed into place (:func:`lab.io.atomic_path`).
+the published value, and only then renamed into place (:func:`lab.core.io.atomic_path`).
 Tar extraction writes only expected member names, as regular files, into one folder:
 no links, no absolute paths, no ``..``.
 """
@@ -16,9 +16,9 @@ import urllib.request
 from collections.abc import Collection
 from pathlib import Path
 
+from lab.core.errors import DataError
+from lab.core.io import atomic_path
 from lab.data.checksums import ChecksumError
-from lab.errors import DataError
-from lab.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.core.errors import DataError
 from lab.data.checksums import ChecksumError, hash_file, read_bytes, verify_record
 from lab.data.cifar import TEST_BATCH, TRAIN_BATCHES, read_cifar10_folder
 from lab.data.dataset import Arrays
@@ -41,7 +42,6 @@ from lab.data.mnist_pickle import (
     read_mnist_pickle,
     read_wheel_member,
 )
-from lab.errors import DataError
 
 log = logging.getLogger(__name__)
 

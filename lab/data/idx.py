@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from lab.core.errors import DataError
 from lab.data.checksums import file_record, open_maybe_gzip, read_bytes, verify_record
 from lab.data.dataset import Arrays
-from lab.errors import DataError
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801

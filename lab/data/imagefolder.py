@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lab.core.errors import DataError
 from lab.data.checksums import read_bytes
 from lab.data.dataset import Arrays
-from lab.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab.core.errors import DataError
 from lab.data.cache import CacheInvalid, cache_path, datasets_dir, read_cache, write_cache
 from lab.data.dataset import Dataset, fingerprint
 from lab.data.folders import Loaded, read_from_folder
 from lab.data.imagefolder import imagefolder_key, read_imagefolder
 from lab.data.known import FIX_HINTS, KNOWN_FINGERPRINTS, SYSTEM_DIRS
 from lab.data.remote import Unavailable, from_urls, mnist_from_pip
-from lab.errors import DataError
 
 log = logging.getLogger(__name__)
 

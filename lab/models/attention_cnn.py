@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lab.models.registry import MODELS
+from lab.models.registry import MODELS, Net
 
 
 class SpatialAttention(nn.Module):
@@ -44,8 +44,11 @@ def _stage(cin: int, cout: int) -> nn.Sequential:
     )  # fmt: skip
 
 
-class AttentionCNN(nn.Module):
+@MODELS.register("attention_cnn")
+class AttentionCNN(Net):
     """Two conv stages (32, 64 channels), each followed by spatial attention and a 2x2 pool."""
+
+    default_layer = "stage2"  # the last conv-bn-relu stage
 
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()
@@ -68,8 +71,3 @@ class AttentionCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_attention(x)[0]
-
-
-@MODELS.register("attention_cnn")
-def attention_cnn(in_channels: int, num_classes: int, hw: tuple[int, int]) -> nn.Module:
-    return AttentionCNN(in_channels, num_classes, hw)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 @dataclass
@@ -115,6 +115,19 @@ def check_images(x: object, *, allow_empty: bool = False) -> torch.Tensor:
     if lo < 0 or hi > 1:
         raise LabError(f"images must lie in [0, 1] (the lab's pixel space), got values in [{lo:.3g}, {hi:.3g}]")
     return x
+
+
+def model_of(checkpoint: Any) -> Any:
+    """The model of a checkpoint (:class:`lab.training.checkpoint.Checkpoint` holds it as ``.model``),
+    or ``checkpoint`` itself when it is a model already."""
+    return getattr(checkpoint, "model", checkpoint)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); the CPU for a model without tensors."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 @contextlib.contextmanager

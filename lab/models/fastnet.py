@@ -6,10 +6,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lab.models.registry import MODELS
+from lab.models.registry import MODELS, Net
 
 
-class FastNet(nn.Module):
+@MODELS.register("fastnet")
+class FastNet(Net):
+    default_layer = "features.2"  # conv 32@4x4 stride 2
+
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()
         self.features = nn.Sequential(
@@ -23,8 +26,3 @@ class FastNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
-
-
-@MODELS.register("fastnet")
-def fastnet(in_channels: int, num_classes: int, hw: tuple[int, int]) -> nn.Module:
-    return FastNet(in_channels, num_classes, hw)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lab.models.registry import MODELS
+from lab.models.registry import MODELS, Net
 
 
-class LeNet5(nn.Module):
+@MODELS.register("lenet5")
+class LeNet5(Net):
+    default_layer = "features.3"  # conv 16@5x5
+
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()
         self.features = nn.Sequential(
@@ -28,8 +31,3 @@ class LeNet5(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
-
-
-@MODELS.register("lenet5")
-def lenet5(in_channels: int, num_classes: int, hw: tuple[int, int]) -> nn.Module:
-    return LeNet5(in_channels, num_classes, hw)

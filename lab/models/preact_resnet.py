@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lab.models.registry import MODELS
+from lab.models.registry import MODELS, Net
 
 
 class PreActBlock(nn.Module):
@@ -34,7 +34,10 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class PreActResNet18(nn.Module):
+@MODELS.register("preact_resnet18")
+class PreActResNet18(Net):
+    default_layer = "layer4"  # the last residual stage
+
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
@@ -58,8 +61,3 @@ class PreActResNet18(nn.Module):
         out = self.relu(self.bn(out))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.linear(out)
-
-
-@MODELS.register("preact_resnet18")
-def preact_resnet18(in_channels: int, num_classes: int, hw: tuple[int, int]) -> nn.Module:
-    return PreActResNet18(in_channels, num_classes, hw)

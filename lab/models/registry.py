@@ -1,13 +1,31 @@
-"""The model registry: ``@MODELS.register("name")`` on a factory ``(in_ch, classes, (h, w)) -> nn.Module``."""
+"""The model registry: ``@MODELS.register("name")`` on an ``nn.Module`` class.
+
+A registered class is built as ``cls(in_channels, num_classes, (h, w))`` and maps normalized
+images [B, C, H, W] to logits [B, classes]; :class:`~lab.models.LabModel` puts the
+normalization in front of it. Its facts are class attributes (:class:`Net` lists them), so
+nothing else keeps a table of architectures by name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import ClassVar
 
 from torch import nn
 
-from lab.registry import Registry
+from lab.core.registry import Registry
 
-ModelFactory = Callable[[int, int, tuple[int, int]], nn.Module]
 
-MODELS: Registry[ModelFactory] = Registry("model")
+class Net(nn.Module):
+    """Base of the lab's architectures: the facts other layers read from a registered class.
+
+    Plug-in architectures need not subclass it; a missing fact reads as its default here.
+    """
+
+    #: the registered name (set by ``@MODELS.register``)
+    name: ClassVar[str] = ""
+    #: module path, inside the net, of the layer a layer method (Grad-CAM) explains by default:
+    #: the last layer or block whose output is still spatial ("": the last Conv2d)
+    default_layer: ClassVar[str] = ""
+
+
+MODELS: Registry[type[nn.Module]] = Registry("model", package="lab.models", entry_points="lab.models")

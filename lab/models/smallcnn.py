@@ -7,10 +7,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lab.models.registry import MODELS
+from lab.models.registry import MODELS, Net
 
 
-class SmallCNN(nn.Module):
+@MODELS.register("smallcnn")
+class SmallCNN(Net):
+    default_layer = "features.7"  # last conv (64@3x3), before its ReLU and pool
+
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()
         self.features = nn.Sequential(
@@ -34,8 +37,3 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
-
-
-@MODELS.register("smallcnn")
-def smallcnn(in_channels: int, num_classes: int, hw: tuple[int, int]) -> nn.Module:
-    return SmallCNN(in_channels, num_classes, hw)

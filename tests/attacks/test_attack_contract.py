@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from attacks import ATTACKS
-from lab.errors import LabError
+from lab.core.errors import LabError
 from lab.models import LabModel, ModelInfo
 
 CASES = [(name, norm) for name in ATTACKS.names() for norm in ATTACKS.get(name).norms]

@@ -14,7 +14,7 @@ from torch import nn
 
 from attacks import ATTACKS
 from attacks.autoattack_common import import_autoattack, set_apgd_iters
-from lab.errors import LabError
+from lab.core.errors import LabError
 from lab.models import LabModel, ModelInfo
 
 

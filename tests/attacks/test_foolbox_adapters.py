@@ -14,7 +14,7 @@ from torch import nn
 
 from attacks import ATTACKS
 from attacks.foolbox_common import batch_starting_points
-from lab.errors import LabError
+from lab.core.errors import LabError
 from lab.models import LabModel, ModelInfo
 
 

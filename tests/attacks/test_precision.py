@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from attacks import ATTACKS
-from lab.errors import LabError
-from lab.evaluation import AttackSpec, evaluate
-from lab.runtime import PRECISION_ENV, effective_precision, pick_dtype
+from lab.core.errors import LabError
+from lab.core.runtime import PRECISION_ENV, effective_precision, pick_dtype
+from lab.evaluation.engine import AttackSpec, evaluate
 
 CPU = torch.device("cpu")
 

@@ -6,6 +6,14 @@ from __future__ import annotations
 import pytest
 from dash_helpers import ROOT, DashRuns, tiny_denoiser, tiny_train
 
+from lab.evaluation.report import MaskingCheck
+from lab.present.explanations import write_explain_run
+from lab.present.files import write_report
+from lab.runs.evaluate import evaluate_checkpoint
+from lab.runs.explain import run_explain
+from lab.runs.samples import from_test_set
+from lab.training.checkpoint import load_model
+
 
 @pytest.fixture(scope="session")
 def dash_runs(tmp_path_factory: pytest.TempPathFactory) -> DashRuns:
@@ -14,12 +22,6 @@ def dash_runs(tmp_path_factory: pytest.TempPathFactory) -> DashRuns:
     a quick ``lab eval`` report of ``mnist_std`` with one failed masking check, and an
     explanation report with an attack; and, once the lab has denoisers, ``mnist_bit_depth``
     (1-bit depth reduction in front of ``mnist_std``) with its threat-row report."""
-    from explain.run import run_explain, write_explain_run
-    from lab.checkpoint import load_model
-    from lab.eval_run import evaluate_checkpoint
-    from lab.render import write_report
-    from lab.report import MaskingCheck
-
     root = tmp_path_factory.mktemp("dash_runs")
     std = tiny_train(root / "mnist_std")
     at = tiny_train(root / "mnist_at", epochs=1, subset=1024,
@@ -36,8 +38,6 @@ def dash_runs(tmp_path_factory: pytest.TempPathFactory) -> DashRuns:
                                    {"pgd20": 0.3, "pgd100": 0.18}))  # fmt: skip
     report_dir = std / "eval" / "quick-linf"
     write_report(rep, report_dir)
-
-    from lab.samples import from_test_set
 
     s = from_test_set(ck.info, 2, 0)
     run = run_explain([ck], ["saliency", "gradcam"], s.x, s.y, attack="pgd", eps=0.3, quick=True, names=s.names)

@@ -7,8 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.config import from_dict
-from lab.train import train
+from PIL import Image
+
+from lab.core.errors import LabError
+from lab.training.config import from_dict
+from lab.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
@@ -42,8 +45,6 @@ def tiny_train(out: Path, *, epochs: int = 2, defense: dict[str, object] | None 
 
 
 def png_bytes(size: tuple[int, int], mode: str = "L", fmt: str = "PNG", color: int | tuple[int, ...] = 0) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new(mode, size, color).save(buf, format=fmt)
     return buf.getvalue()
@@ -61,8 +62,6 @@ def tiny_denoiser(out: Path, classifier: Path) -> Path | None:
         import defenses.denoisers  # noqa: F401
     except ImportError:
         return None
-    from lab.errors import LabError
-
     try:
         cfg = from_dict({"name": "mnist_bit_depth", "data": {"dataset": "mnist", "test_subset": 256},
                          "denoiser": {"name": "bit_depth", "classifier": str(classifier), "bits": 1}},

@@ -15,10 +15,16 @@ from dash_helpers import DashRuns, png_bytes
 from PIL import Image
 from torch import nn
 
-from lab.checkpoint import load_model
-from lab.dashboard import compute, jobs, reports
+from lab.core.errors import LabError
+from lab.dashboard import jobs
 from lab.dashboard.uploads import MAX_UPLOAD_BYTES, read_upload
-from lab.errors import LabError
+from lab.present import reports
+from lab.present.explanations import quality_table
+from lab.present.models import defense_label
+from lab.present.plots import top_k
+from lab.runs import playground
+from lab.runs.samples import from_test_set
+from lab.training.checkpoint import load_model
 
 GRAY = (1, 28, 28)
 RGB = (3, 32, 32)
@@ -115,7 +121,7 @@ def test_quality_table_reads_a_metrics_json() -> None:
         "deletion_auc": 0.2, "insertion_auc": 0.9, "random_deletion_auc": 0.5, "random_insertion_auc": 0.6,
         "infidelity": 0.1, "sensitivity": 0.2, "sanity": {"passed": True, "final_spearman": 0.1},
         "under_attack": {"spearman": 0.5}}}}}  # fmt: skip
-    (row,) = reports.quality_table(data)
+    (row,) = quality_table(data)
     assert row["sanity check"].startswith("passed") and row["deletion AUC (lower is better)"].startswith("0.200")
 
 
@@ -142,44 +148,43 @@ class FakeDenoised(nn.Module):
 
 def test_playground_step_attacks_explains_and_is_exact_at_eps_zero(dash_runs: DashRuns) -> None:
     ck = load_model(dash_runs.standard)
-    from lab.samples import from_test_set
-
     s = from_test_set(ck.info, 1, 0)
-    res = compute.playground_step(ck, s.x[0], int(s.y[0]), attack="pgd", settings={"steps": 5}, eps=0.0, norm="linf",
+    res = playground.playground_step(ck, s.x[0], int(s.y[0]), attack="pgd", settings={"steps": 5}, eps=0.0, norm="linf",
                                   methods=["saliency", "gradcam"])  # fmt: skip
     assert np.array_equal(res.attack.adversarial, res.attack.clean)
     assert np.allclose(res.probs_clean, res.probs_adversarial) and abs(res.probs_clean.sum() - 1) < 1e-5
     assert res.explanations is not None and res.explanations.models[0].maps["gradcam"].shape == (2, 28, 28)
-    strong = compute.playground_step(ck, s.x[0], int(s.y[0]), attack="pgd", settings={"steps": 20}, eps=0.5,
+    assert set(res.map_cosines) == {"saliency", "gradcam"}  # eps 0: the two images, hence their maps, are equal
+    assert all(c is None or c == pytest.approx(1.0) for c in res.map_cosines.values())
+    strong = playground.playground_step(ck, s.x[0], int(s.y[0]), attack="pgd", settings={"steps": 20}, eps=0.5,
                                      norm="linf")  # fmt: skip
     assert strong.explanations is None and strong.outcome.fooled and strong.outcome.linf <= 0.5 + 1e-6
-    assert compute.top_k(np.array([0.1, 0.4, 0.4, 0.1]), 3) == [1, 2, 0]
+    assert top_k(np.array([0.1, 0.4, 0.4, 0.1]), 3) == [1, 2, 0]
 
 
 def test_defense_view_of_a_denoiser_and_of_an_adversarially_trained_model(dash_runs: DashRuns) -> None:
     std = load_model(dash_runs.standard)
-    from lab.samples import from_test_set
-
     s = from_test_set(std.info, 1, 0)
-    base = compute.playground_step(std, s.x[0], int(s.y[0]), attack="pgd", settings={}, eps=0.3, norm="linf")
+    base = playground.playground_step(std, s.x[0], int(s.y[0]), attack="pgd", settings={}, eps=0.3, norm="linf")
     fake = FakeDenoised(std.model).eval()
     record = {"defense": {"name": "median", "kind": "denoiser", "settings": {"kernel": 3}}}
-    for mode in compute.DEFENSE_MODES:
-        view = compute.defense_view(fake, record, base.attack.clean[0], base.attack.adversarial[0], int(s.y[0]),
+    for mode in playground.DEFENSE_MODES:
+        view = playground.defense_view(fake, record, base.attack.clean[0], base.attack.adversarial[0], int(s.y[0]),
                                     mode=mode, attack="pgd", settings={"steps": 5}, eps=0.3, norm="linf")  # fmt: skip
-        assert view.kind == "denoiser" and view.label == "median (denoiser)"
+        assert view.kind == "denoiser" and defense_label(record) == "median (denoiser)"
         assert view.denoised_adversarial is not None and view.denoised_adversarial.shape == GRAY
         assert view.detector_adversarial is not None and view.detector_adversarial >= 0
         assert (view.attack is not None) == (mode == "white-box")
     assert np.array_equal(view.adversarial, view.attack.adversarial[0])  # white-box: its own adversarial image
     at = load_model(dash_runs.hardened)
-    view = compute.defense_view(at, at.record, base.attack.clean[0], base.attack.adversarial[0], int(s.y[0]))
+    view = playground.defense_view(at, at.record, base.attack.clean[0], base.attack.adversarial[0], int(s.y[0]))
     assert view.kind == "adversarial training" and view.denoised_clean is None and view.detector_clean is None
-    assert view.label == "pgd_at (eps 0.3)" and view.probs_adversarial.shape == (10,)
+    assert view.prediction_adversarial == int(np.argmax(view.probs_adversarial))
+    assert defense_label(at.record) == "pgd_at (eps 0.3)" and view.probs_adversarial.shape == (10,)
     with pytest.raises(LabError, match="takes images"):
-        compute.defense_view(at, at.record, np.zeros((3, 32, 32), np.float32), np.zeros((3, 32, 32), np.float32), 0)
+        playground.defense_view(at, at.record, np.zeros((3, 32, 32), np.float32), np.zeros((3, 32, 32), np.float32), 0)
     with pytest.raises(LabError, match="unknown defense mode"):
-        compute.defense_view(at, at.record, base.attack.clean[0], base.attack.adversarial[0], 0, mode="magic")
+        playground.defense_view(at, at.record, base.attack.clean[0], base.attack.adversarial[0], 0, mode="magic")
 
 
 # ---------------------------------------------------------------- jobs

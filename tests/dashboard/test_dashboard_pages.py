@@ -10,6 +10,10 @@ import pytest
 from dash_helpers import APP, PAGES, DashRuns, png_bytes, tiny_train
 from streamlit.testing.v1 import AppTest
 
+from lab.dashboard import jobs
+from lab.training.config import from_dict
+from lab.training.loop import train
+
 EPS = "pg_eps_linf_auto"  # the Playground's epsilon slider on gray data, L-inf
 
 
@@ -135,9 +139,6 @@ def test_playground_uploads_bad_files_refused_odd_ones_converted_with_notices(ap
 
 
 def test_playground_attention_model_offers_its_attention_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lab.config import from_dict
-    from lab.train import train
-
     root = tmp_path / "runs"
     cfg = from_dict({"data": {"dataset": "mnist", "train_subset": 512, "test_subset": 128},
                      "model": {"arch": "attention_cnn"},
@@ -241,8 +242,6 @@ precision = "fp32"
 
 def test_models_page_trains_in_the_background_and_survives_a_reload(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from lab.dashboard import jobs
-
     runs, recipes = tmp_path / "runs", tmp_path / "recipes"
     recipes.mkdir()
     (recipes / "tiny.toml").write_text(RECIPE)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from lab_data_fakes import write_cifar_folder
 
+from lab.core.errors import DataError
 from lab.data import load_dataset
 from lab.data.checksums import ChecksumError
 from lab.data.cifar import read_cifar10_folder
 from lab.data.download import extract_members
 from lab.data.known import CIFAR10_CLASSES
-from lab.errors import DataError
 
 
 def test_read_batches_with_own_table(tmp_path: Path) -> None:

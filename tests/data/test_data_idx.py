@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from lab_data_fakes import idx_content_table, tiny_arrays, write_idx_set
 
+from lab.core.errors import DataError
 from lab.data.checksums import ChecksumError
 from lab.data.idx import encode_idx, parse_idx_images, parse_idx_labels, read_idx_files
-from lab.errors import DataError
 
 
 def test_encode_parse_round_trip() -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from lab_data_fakes import image_bytes
 
+from lab.core.errors import DataError
 from lab.data import load_dataset
 from lab.data.imagefolder import read_imagefolder
-from lab.errors import DataError
 
 
 def _gray(value: int, size: tuple[int, int] = (6, 8)) -> np.ndarray:

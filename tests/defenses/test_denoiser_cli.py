@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from defenses.denoisers import DENOISERS, Denoised
-from lab import checkpoint as ckpt
-from lab.config import from_dict
-from lab.report import RobustnessReport
-from lab.train import train
+from lab.evaluation.report import RobustnessReport
+from lab.training import checkpoint as ckpt
+from lab.training.config import from_dict
+from lab.training.loop import train
 from tests.cli_helpers import ROOT, assert_user_error, run_lab
 
 #: fp32 training whatever the CPU (auto picks bf16 where the CPU has it natively)

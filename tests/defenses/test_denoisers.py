@@ -10,21 +10,14 @@ import dataclasses
 import pytest
 import torch
 
-from defenses.denoisers import (
-    DENOISERS,
-    BPDAView,
-    Denoised,
-    EOTView,
-    denoiser_config,
-    load_classifier,
-    threat_rows,
-    wrap,
-)
+from defenses.denoisers import DENOISERS, BPDAView, Denoised, EOTView, threat_rows, wrap
 from defenses.denoisers.training import DenoiserTraining
-from lab.config import DenoiserConfig
-from lab.errors import ConfigError, LabError
-from lab.evaluation import AttackSpec, evaluate
+from lab.core.errors import ConfigError, LabError
+from lab.evaluation.engine import AttackSpec, evaluate
 from lab.models import LabModel, ModelInfo, build_model
+from lab.training.checkpoint import build_from_record, model_record
+from lab.training.config import RunConfig, from_dict
+from lab.training.recipes import load_classifier
 
 SHAPE = (1, 28, 28)
 NAMES = DENOISERS.names()
@@ -37,7 +30,7 @@ def classifier(seed: int = 0) -> LabModel:
 
 def denoised(name: str, **settings: object) -> Denoised:
     torch.manual_seed(0)
-    return wrap(classifier(), denoiser_config(name, dict(settings)))
+    return wrap(classifier(), name, dict(settings))
 
 
 def images(n: int = 6) -> torch.Tensor:
@@ -125,8 +118,7 @@ def test_threat_rows_per_kind_of_defense() -> None:
 
 
 def test_evaluator_runs_every_row_and_its_robust_accuracy_is_the_per_image_worst_case(trained_fastnet) -> None:
-    cfg = denoiser_config("bit_depth", {"bits": 2})
-    model = wrap(trained_fastnet.model, cfg).eval()
+    model = wrap(trained_fastnet.model, "bit_depth", {"bits": 2}).eval()
     x, y = trained_fastnet.x[:48], trained_fastnet.y[:48]
     report = evaluate(model, x, y, [AttackSpec("fgsm"), AttackSpec("pgd", {"steps": 5})], [0.0, 0.05, 0.15],
                       progress=False, checks=False)  # fmt: skip
@@ -159,10 +151,9 @@ def test_plain_model_report_has_one_row(trained_fastnet) -> None:
 
 
 def test_denoiser_training_inputs_mix_adversarial_and_noisy(trained_fastnet) -> None:
-    cfg = denoiser_config("dae", {"attack_eps": 0.2, "attack_steps": 2, "adv_frac": 0.5, "noise": 0.1})
-    model = wrap(trained_fastnet.model, cfg)
+    model = wrap(trained_fastnet.model, "dae", {"attack_eps": 0.2, "attack_steps": 2, "adv_frac": 0.5, "noise": 0.1})
     x, y = trained_fastnet.x[:8], trained_fastnet.y[:8]
-    tr = DenoiserTraining(cfg)
+    tr = DenoiserTraining(model.denoiser)
     torch.manual_seed(0)
     inp = tr.inputs(model, x, y)
     assert inp.shape == x.shape and float(inp.min()) >= 0 and float(inp.max()) <= 1
@@ -179,14 +170,34 @@ def test_denoiser_training_inputs_mix_adversarial_and_noisy(trained_fastnet) -> 
 
 
 def test_bad_denoiser_settings_are_one_sentence() -> None:
+    def recipe(**table: object) -> None:
+        from_dict({"denoiser": {"classifier": "runs/x", **table}})
+
     with pytest.raises(ConfigError, match="unknown denoiser 'daee'"):
-        denoiser_config("daee")
+        recipe(name="daee")
     with pytest.raises(ConfigError, match="denoiser.quality is a setting of jpeg; dae does not use it"):
-        denoiser_config("dae", {"quality": 50})
-    with pytest.raises(ConfigError, match="denoiser.bits must be between 1 and 8"):
-        denoiser_config("bit_depth", {"bits": 0})
+        recipe(name="dae", quality=50)
+    with pytest.raises(ConfigError, match="denoiser.bits must be between 1 and 8, got 0"):
+        recipe(name="bit_depth", bits=0)
+    with pytest.raises(ConfigError, match="denoiser.width must be a whole number, got 2.5"):
+        recipe(name="hgd", width=2.5)
     with pytest.raises(ConfigError, match="denoiser.classifier is required"):
-        denoiser_config("dae", classifier="")
+        recipe(name="dae", classifier="")
+    # the Python API: the same checks, the keys named as the denoiser's own settings
+    with pytest.raises(LabError, match="bits must be between 1 and 8, got 12"):
+        wrap(classifier(), "bit_depth", {"bits": 12})
+    with pytest.raises(LabError, match="denoiser 'dae' has no setting 'quality'; its settings are: attack_eps"):
+        wrap(classifier(), "dae", {"quality": 50})
+
+
+def test_settings_are_recorded_and_rebuilt_from_the_checkpoint_metadata() -> None:
+    model = denoised("dae", width=8, noise=0.2)
+    assert model.info.extra["denoiser"]["settings"] == {"attack_eps": 0.3, "attack_steps": 10, "adv_frac": 0.5,
+                                                        "noise": 0.2, "width": 8}  # fmt: skip
+    assert list(denoised("median", kernel=3).denoiser.settings().items()) == [("kernel", 3)]
+    again = build_from_record(model_record(model), "test")
+    assert isinstance(again, Denoised) and again.denoiser.settings() == model.denoiser.settings()
+    assert again.state_dict().keys() == model.state_dict().keys()
 
 
 def test_a_denoiser_for_another_input_shape_is_refused(trained_fastnet) -> None:
@@ -202,29 +213,27 @@ def test_a_denoiser_for_another_input_shape_is_refused(trained_fastnet) -> None:
 
 def test_a_denoised_model_cannot_be_wrapped_again() -> None:
     with pytest.raises(LabError, match="already a denoised model"):
-        wrap(denoised("median"), denoiser_config("median"))
+        wrap(denoised("median"), "median")
 
 
 def test_wrapping_freezes_a_copy_and_leaves_the_caller_s_classifier_alone() -> None:
     clf = classifier().train()
-    model = wrap(clf, denoiser_config("dae"))
+    model = wrap(clf, "dae")
     assert clf.training and all(p.requires_grad for p in clf.parameters())
     assert model.classifier is not clf and not model.classifier.training
     assert not any(p.requires_grad for p in model.classifier.parameters())
     assert all(p.requires_grad for p in model.denoiser.parameters())
     torch.testing.assert_close(model.classifier(images()), clf.eval()(images()))
-    handed = wrap(clf, denoiser_config("median"), copy=False)
+    handed = wrap(clf, "median", copy=False)
     assert handed.classifier is clf and not any(p.requires_grad for p in clf.parameters())
 
 
 def test_defense_and_denoiser_in_one_recipe_are_refused() -> None:
-    from lab.config import from_dict
-
     with pytest.raises(ConfigError, match="either a defense"):
         from_dict({"defense": {"name": "pgd_at", "eps": 0.3}, "denoiser": {"name": "dae", "classifier": "x"}})
     with pytest.raises(ConfigError, match="denoiser.noise has no effect without a denoiser"):
         from_dict({"denoiser": {"noise": 0.2}})
-    assert DenoiserConfig().name == ""
+    assert RunConfig().denoiser["name"] == ""
 
 
 @pytest.mark.parametrize("method", [m for m in __import__("explain").EXPLAINERS.names() if m != "attention"])

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from defenses.guard import CollapseGuard
-from lab import checkpoint as ckpt
-from lab.config import RunConfig, from_dict
-from lab.train import train
+from lab.training import checkpoint as ckpt
+from lab.training.config import RunConfig, from_dict
+from lab.training.loop import train
 
 
 def tiny(epochs: int, **defense: object) -> RunConfig:
@@ -97,7 +97,7 @@ def test_rollback_restores_the_best_epoch_and_survives_a_resume(pgd_accs: list[f
     assert record(run)["defense"]["guard"]["best_epoch"] == 2
 
     pgd_accs[:] = [0.05]
-    with caplog.at_level(logging.WARNING, logger="lab.train"):
+    with caplog.at_level(logging.WARNING, logger="lab.training.loop"):
         train(None, run, resume=True, overrides=("train.epochs=3",), progress=False)
     assert not pgd_accs
     assert_same(weights(run), epoch2)
@@ -170,7 +170,7 @@ def test_a_recipe_that_never_learns_robustness_is_stopped_at_once(pgd_accs: list
     (even in rollback mode), keeps those weights and says why."""
     run = tmp_path / "run"
     pgd_accs[:] = [0.012]
-    with caplog.at_level(logging.WARNING, logger="lab.train"):
+    with caplog.at_level(logging.WARNING, logger="lab.training.loop"):
         result = train(tiny(5, guard_floor=0.3), run, progress=False)
     assert not pgd_accs and len(result.history) == 1
     rec = record(run)

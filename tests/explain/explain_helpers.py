@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from lab.models import LabModel, ModelInfo
+from lab.models.attention_cnn import SpatialAttention
 
 HOOK_TABLES = (
     "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
@@ -91,8 +92,6 @@ class TinyAttentionNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from lab.models.attention_cnn import SpatialAttention
-
         self.conv = nn.Conv2d(1, 8, 3, padding=1)
         self.relu = nn.ReLU()
         self.att = SpatialAttention()

@@ -9,8 +9,8 @@ from torch import nn
 
 from explain import EXPLAINERS, Explainer, explain
 from explain.layers import resolve_layer
-from lab.errors import LabError
-from lab.models import MODELS, build_model
+from lab.core.errors import LabError
+from lab.models import MODELS, LabModel, build_model
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,6 @@ class _ReusesAModule(nn.Module):
 
 
 def test_deeplift_refuses_module_reuse_and_leaves_no_hooks() -> None:
-    from lab.models import LabModel
-
     torch.manual_seed(0)
     model = LabModel(_ReusesAModule(), info("smallcnn")).eval()
     hooks = hook_count(model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from explain_helpers import SmoothNet, TinyAttentionNet, TopLeftNet, bars, tiny
 
 from explain import EXPLAINERS
@@ -43,8 +44,6 @@ ATTENTION_SEED = 0
 @pytest.fixture(scope="module")
 def trained_attention():  # type: ignore[no-untyped-def]
     """TinyAttentionNet trained (300 Adam steps, fp32, a few seconds) on the bars task."""
-    import torch.nn.functional as F
-
     torch.manual_seed(ATTENTION_SEED)
     m = tiny(TinyAttentionNet(), "tiny_attention")
     x, y = bars(512, seed=ATTENTION_SEED)

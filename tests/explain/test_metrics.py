@@ -22,7 +22,7 @@ from explain.metrics import (
     top_k_iou,
     under_attack,
 )
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 REGION = (slice(4, 12), slice(4, 12))
 

@@ -1,4 +1,4 @@
-"""Explanation rendering (:mod:`explain.render`) and ``lab explain`` end to end through the real
+"""Explanation rendering (:mod:`lab.present.explanations`) and ``lab explain`` end to end through the real
 console script on the ``trained_fastnet`` run, plus its bad inputs as exit 2."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pytest
 from cli_helpers import assert_user_error, run_lab
 from PIL import Image
 
-from explain.render import grid_png, image_rgb, is_signed, overlay
-from explain.run import map_stats, resolve_methods, run_explain
-from lab.errors import LabError
+from explain import EXPLAINERS
+from lab.core.errors import LabError
+from lab.present.explanations import grid_png, image_rgb, overlay
+from lab.runs.explain import map_stats, resolve_methods, run_explain
 
 # ---------------------------------------------------------------- rendering
 
@@ -39,11 +40,17 @@ def test_overlay_colors_signs_apart() -> None:
     assert out[3, 3, 2] > out[3, 3, 0]  # negative: blue
 
 
+def is_signed(method: str, settings: dict | None = None) -> bool:
+    return EXPLAINERS.get(method).signed_for(settings or {})
+
+
 def test_signedness_follows_the_methods() -> None:
     assert is_signed("integrated_gradients") and is_signed("occlusion")
     assert not is_signed("saliency") and not is_signed("gradcam") and not is_signed("attention")
     assert not is_signed("smoothgrad") and is_signed("smoothgrad", {"base": "gradient"})
     assert not is_signed("integrated_gradients", {"reduce": "abs_sum"})
+    assert not is_signed("smoothgrad", {"base": "gradient", "reduce": "abs_sum"})
+    assert not is_signed("smoothgrad_sq", {"base": "gradient"}) and not is_signed("vargrad")
 
 
 def test_grid_png_size_matches_what_it_returns(tmp_path: Path) -> None:
@@ -59,6 +66,7 @@ def test_grid_png_size_matches_what_it_returns(tmp_path: Path) -> None:
 
 def test_methods_resolve_aliases_and_refuse_unknown_names() -> None:
     assert resolve_methods("ig, saliency,ig") == ["integrated_gradients", "saliency"]
+    assert resolve_methods("sg,ixg,gbp,shap") == ["smoothgrad", "input_x_gradient", "guided_backprop", "gradient_shap"]
     with pytest.raises(LabError, match="choose from"):
         resolve_methods("saliency,magic")
 

@@ -10,11 +10,14 @@ from typing import Any
 
 import streamlit as st
 
-from lab.dashboard import cache, reports, settings, widgets
-from lab.dashboard.compute import defense_kind, denoise_images
+from lab.core.text import pct
+from lab.dashboard import cache, settings, widgets
 from lab.dashboard.images import picture
-from lab.dashboard.plots import probability_bars
-from lab.dashboard.ui import pct, run_name, show, user_errors
+from lab.dashboard.ui import run_name, show, user_errors
+from lab.present import reports
+from lab.present.plots import accuracy_curves, probability_bars
+from lab.present.text import eps_label
+from lab.runs.playground import defense_kind, denoise_images
 
 KEY = "cmp"
 MAX_MODELS = 4
@@ -67,9 +70,6 @@ def _model_column(path: str, picked: widgets.Picked, choice: widgets.AttackChoic
 
 
 def _curves(paths: list[str], root: Path) -> None:
-    from lab.dashboard.plots import accuracy_curves
-    from lab.render import eps_label
-
     entries = reports.find_reports(root) if root.is_dir() else []
     models: list[tuple[str, list[reports.Curve]]] = []
     labels: dict[float, str] = {}

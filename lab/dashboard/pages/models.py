@@ -11,11 +11,14 @@ from typing import Any
 
 import streamlit as st
 
-from lab.dashboard import cache, jobs, reports, settings, widgets
-from lab.dashboard.compute import defense_label, defense_record
+from lab.core.text import pct
+from lab.dashboard import cache, jobs, settings, widgets
 from lab.dashboard.pages import HERE
-from lab.dashboard.plots import history_plot
-from lab.dashboard.ui import pct, run_name, user_errors
+from lab.dashboard.ui import run_name, user_errors
+from lab.present import reports
+from lab.present.models import defense_label
+from lab.present.plots import history_plot
+from lab.runs.playground import defense_record
 
 KEY = "models"
 #: seconds between refreshes of the jobs panel while a job runs

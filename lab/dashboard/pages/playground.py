@@ -1,22 +1,25 @@
 """Playground: one model, one image, one attack; drag epsilon and watch the prediction,
 the perturbation, the probabilities and the explanations change; switch a defense on.
 
-Everything drawn comes from :func:`lab.dashboard.compute.playground_step` and
-:func:`lab.dashboard.compute.defense_view` (cached in :mod:`lab.dashboard.cache`).
+Everything drawn comes from :func:`lab.runs.playground.playground_step` and
+:func:`lab.runs.playground.defense_view` (cached in :mod:`lab.dashboard.cache`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
+from lab.core.epsilon import format_eps
+from lab.core.text import pct
 from lab.dashboard import cache, settings, widgets
-from lab.dashboard.compute import DEFENSE_MODES, PlaygroundResult, defense_kind
 from lab.dashboard.images import overlay_picture, perturbation_picture, picture
-from lab.dashboard.plots import probability_bars
-from lab.dashboard.ui import pct, run_name, show, user_errors
+from lab.dashboard.ui import run_name, show, user_errors
+from lab.present.models import defense_label
+from lab.present.plots import probability_bars
+from lab.present.text import norm_name
+from lab.runs.playground import DEFENSE_MODES, PlaygroundResult, defense_kind
 
 KEY = "pg"
 
@@ -26,12 +29,9 @@ def _prediction(names: list[str], k: int, p: float) -> str:
 
 
 def _images(res: PlaygroundResult, names: list[str], label: int | None, title: str) -> None:
-    from lab.epsilon import format_eps
-    from lab.render import norm_name
-
     out = res.outcome
     run = res.attack
-    delta = run.adversarial[0] - run.clean[0]
+    delta = run.perturbation[0]
     fooled = out.prediction_after != out.prediction_before
     c1, c2, c3 = st.columns(3)
     with c1:
@@ -72,8 +72,6 @@ def _story(res: PlaygroundResult, names: list[str], label: int | None) -> str:
 
 
 def _explanations(res: PlaygroundResult, names: list[str]) -> None:
-    from explain.run import cosine
-
     ex = res.explanations
     if ex is None:
         st.caption("No explanation method chosen.")
@@ -82,7 +80,7 @@ def _explanations(res: PlaygroundResult, names: list[str]) -> None:
     st.caption("Each map explains the class the model predicts for that image; signed maps are red for the "
                "class and blue against it, magnitude maps bright where the evidence is; each map is scaled on its own.")  # fmt: skip
     for method in ex.methods:
-        cos = cosine(m.maps[method][0], m.maps[method][1])
+        cos = res.map_cosines.get(method)
         st.markdown(f"**{method}**" + ("" if cos is None else f": clean vs adversarial map cosine {cos:.2f}"))
         c1, c2, _ = st.columns(3)
         show(c1, overlay_picture(ex.images[0], m.maps[method][0], ex.signed[method]),
@@ -117,9 +115,9 @@ def _defense(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundRes
     view = cache.defense(path, res.attack.clean[0], res.attack.adversarial[0], label, mode=mode, attack=choice.name,
                          settings=choice.settings, eps=choice.eps, norm=choice.norm)  # fmt: skip
     names = list(ck.info.class_names)
-    pc, pa = int(np.argmax(view.probs_clean)), int(np.argmax(view.probs_adversarial))
+    pc, pa = view.prediction_clean, view.prediction_adversarial
     kind = defense_kind(ck.record, ck) or "none"
-    st.markdown(f"**{run_name(path, root)}**: {view.label}, {kind}")
+    st.markdown(f"**{run_name(path, root)}**: {defense_label(ck.record)}, {kind}")
     cols = st.columns(3)
     if view.denoised_clean is not None and view.denoised_adversarial is not None:
         show(cols[0], picture(view.adversarial), caption="adversarial image in")

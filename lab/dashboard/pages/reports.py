@@ -10,16 +10,18 @@ from typing import Any
 
 import streamlit as st
 
-from lab.dashboard import reports, settings
-from lab.dashboard.ui import pct, user_errors
+from lab.dashboard import settings
+from lab.dashboard.ui import user_errors
+from lab.present import reports
+from lab.present.explanations import attack_heading, explain_table, quality_table
+from lab.present.markdown import report_markdown
+from lab.present.plots import accuracy_curves
+from lab.present.text import checks_summary, eps_label, model_title
 
 KEY = "rep"
 
 
 def _robustness(entry: reports.ReportEntry) -> None:
-    from lab.dashboard.plots import accuracy_curves
-    from lab.render import checks_summary, eps_label, model_title, norm_name, report_markdown
-
     rep = reports.load_robustness(entry.path)
     st.subheader(f"{model_title(rep)}: {entry.title}")
     h = reports.headline(rep)
@@ -31,28 +33,21 @@ def _robustness(entry: reports.ReportEntry) -> None:
     else:
         st.success(text)
     m = rep.model or {}
-    facts = [("model", f"{m.get('arch', '?')} on {m.get('dataset', '?')}" + (f", run {m['run']}" if m.get("run") else "")),
-             ("threat model", f"{norm_name(rep.norm)}, eps {', '.join(eps_label(rep, e) for e in rep.eps)}"),
-             ("examples", str(rep.n)), ("suite", rep.suite or "-"),
-             ("clean accuracy", pct(rep.clean_accuracy)), ("time", f"{rep.seconds:.1f} s")]  # fmt: skip
-    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in facts))
+    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in reports.report_facts(rep)))
     left, _ = st.columns([3, 1])
     left.pyplot(accuracy_curves([(m.get("arch", "model"), reports.curves(rep))], norm=rep.norm,
                                 eps_labels={float(r.eps): eps_label(rep, r.eps) for r in rep.results},
                                 title=f"{model_title(rep)}, n={rep.n}"))  # fmt: skip
     st.markdown("**Accuracy per epsilon** (after each attack: cumulative, worst case over the attacks so far)")
     st.dataframe(reports.summary_table(rep), hide_index=True)
-    rows = reports.shown_rows(rep)
+    rows = reports.threat_row_table(rep)
     st.markdown("**Threat rows** (gray-box: attack the classifier, then defend; white-box: attack through the "
                 "whole pipeline; adaptive: BPDA / EOT)")  # fmt: skip
     described = [t for t in getattr(rep, "threat_rows", None) or [] if isinstance(t, dict)]
     if len(described) > 1:
         st.markdown("\n".join(f"- **{t.get('name')}**: {t.get('description', '')}" for t in described))
     if rows:
-        st.dataframe([{"epsilon": eps_label(rep, r.eps),
-                       **{n: pct((getattr(r, "rows", None) or {}).get(n)) for n in rows},
-                       "every row (robust accuracy)": pct(r.robust_accuracy)} for r in rep.results],
-                     hide_index=True)  # fmt: skip
+        st.dataframe(rows, hide_index=True)
     else:
         st.caption("This report has no threat rows (a model without a denoiser: every attack is white-box).")
     st.markdown("**Gradient-masking checks**")
@@ -82,21 +77,20 @@ def _explanations(entry: reports.ReportEntry) -> None:
     st.subheader(f"Explanations: {entry.title}")
     attack = data.get("attack")
     st.markdown(f"- **methods**: {', '.join(data.get('methods') or [])}\n- **images**: {data.get('n')}"
-                + (f"\n- **attack**: {attack.get('name')} eps {attack.get('eps'):g} ({attack.get('norm')})"
-                   if isinstance(attack, dict) else ""))  # fmt: skip
+                + (f"\n- **attack**: {attack_heading(attack)}" if isinstance(attack, dict) else ""))  # fmt: skip
     png = (data.get("png") or {}).get("file")
     if png and (entry.path.parent / png).is_file():
         st.image(str(entry.path.parent / png), caption=(data.get("png") or {}).get("colors"))
-    st.dataframe(reports.explain_table(data), hide_index=True)
+    st.dataframe(explain_table(data), hide_index=True)
     quality = entry.path.parent / "metrics.json"
     if quality.is_file():
         st.markdown("**Quality of the maps** (metrics.json)")
-        st.dataframe(reports.quality_table(reports.load_json(quality)), hide_index=True)
+        st.dataframe(quality_table(reports.load_json(quality)), hide_index=True)
 
 
 def _quality(entry: reports.ReportEntry) -> None:
     st.subheader(f"Explanation quality: {entry.title}")
-    st.dataframe(reports.quality_table(reports.load_json(entry.path)), hide_index=True)
+    st.dataframe(quality_table(reports.load_json(entry.path)), hide_index=True)
 
 
 def _label(e: reports.ReportEntry) -> str:

@@ -1,0 +1,160 @@
+"""The ``lab`` command line's arguments: one sub-parser per command, every flag and its help.
+
+Errors in the arguments are one sentence on stderr and exit code 2 (:class:`Parser`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from lab.data import DATASET_NAMES
+from lab.models import MODELS
+
+EXIT_USER_ERROR = 2
+
+EPS_HELP = "epsilons: 0.3, 8/255, a list 0,0.1,0.2,0.3 or an inclusive range 0:0.3:0.05"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with our one-sentence error style (still exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USER_ERROR, f"error: {message}\n")
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="the lab's gradient attacks steer in bf16 where the hardware has it (auto, the default) and "
+                        "confirm every success in fp32; fp32 runs everything in fp32 (so does $LAB_PRECISION=fp32)")
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with your own copy of the dataset files (default: $LAB_DATA_DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lab`` parser: train, models, eval, attack, explain, data (fetch | info)."""
+    parser = Parser(prog="lab", description="Train, attack, defend and explain image classifiers.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_train_parser(sub)
+    p = sub.add_parser("models", help="list checkpoints under a folder with their metrics")
+    p.add_argument("dir", nargs="?", default="runs", help="folder to search (default: runs)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_eval_parser(sub)
+    _add_attack_parser(sub)
+    _add_explain_parser(sub)
+    _add_data_parser(sub)
+    return parser
+
+
+def _add_train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model from a TOML recipe", description=(
+        "Train a model from a recipe. Architectures: " + ", ".join(MODELS.names()) + "."))  # fmt: skip
+    p.add_argument("--config", help="recipe file, e.g. configs/mnist_smallcnn.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.epochs=3 (repeatable)")  # fmt: skip
+    p.add_argument("--out", help="run folder (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--device", choices=None, help="auto | cpu | cuda | cuda:N (default: the recipe's, auto)")
+    _add_data_dir(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_data_parser(sub: Any) -> None:
+    p = sub.add_parser("data", help="fetch datasets and show where they come from")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=Parser)
+    names = ", ".join(DATASET_NAMES) + ", imagefolder:<path>"
+    for verb, text in (("fetch", "find, verify and cache a dataset"), ("info", "source, sizes, checksums, classes")):
+        q = dsub.add_parser(verb, help=text)
+        q.add_argument("name", help=names)
+        _add_data_dir(q)
+        q.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_eval_parser(sub: Any) -> None:
+    p = sub.add_parser("eval", help="robust accuracy of a model under a suite of attacks, with a report", description=(
+        "Evaluate a trained model on the first --n test images of its dataset under a suite of attacks "
+        "over one or more epsilons; print the table, write report.json / report.md / accuracy_vs_eps.png. "
+        "Exit 1 when --fail-under is missed."))  # fmt: skip
+    p.add_argument("--model", required=True, help="run folder or model.safetensors")
+    p.add_argument("--suite", help="quick | standard | extended | autoattack (default: quick when no --attack is given)")
+    p.add_argument("--attack", dest="attacks", action="append", default=[], metavar="NAME",
+                   help="an attack to run besides the suite (repeatable)")  # fmt: skip
+    p.add_argument("--eps", help=EPS_HELP + " (default: 0.3 L-inf / 1.5 L2 on grayscale data, 8/255 / 0.5 on RGB)")
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model (default: linf)")
+    p.add_argument("--n", type=int, default=1000, help="number of test images (default: 1000)")
+    p.add_argument("--offset", type=int, default=0, help="index of the first test image (default: 0)")
+    p.add_argument("--batch-size", type=int, default=500, help="attack batch size (default: 500)")
+    p.add_argument("--no-checks", action="store_true", help="skip the gradient-masking checks")
+    p.add_argument("--probe-n", type=int, default=200, help="examples the masking checks use (default: 200)")
+    p.add_argument("--report", help="folder for the report files (default: RUN/eval/<suite or attacks>-<norm>)")
+    p.add_argument("--fail-under", type=float, metavar="T",
+                   help="exit 1 when the headline robust accuracy is below T, a fraction in [0, 1], or when it is "
+                        "unverified: a gradient-masking check failed, none ran, or only weak attacks ran")  # fmt: skip
+    p.add_argument("--accept-unverified", action="store_true",
+                   help="let --fail-under pass an unverified number (failed or skipped checks, weak attacks only)")
+    _add_precision(p)
+    _add_data_dir(p)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_attack_parser(sub: Any) -> None:
+    p = sub.add_parser("attack", help="run one attack on a few images and save them", description=(
+        "Run one attack on the first --n test images of the model's dataset (or on --image files) and write "
+        "clean / adversarial / amplified perturbation PNGs and attack.json to --out."))  # fmt: skip
+    p.add_argument("--model", required=True, help="run folder or model.safetensors")
+    p.add_argument("--attack", required=True, help="attack name, e.g. fgsm, pgd")
+    p.add_argument("--eps", help="one epsilon, e.g. 0.3 or 8/255 (default: 0.3 L-inf / 1.5 L2 grayscale, "
+                   "8/255 / 0.5 RGB)")  # fmt: skip
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model (default: linf)")
+    p.add_argument("--steps", type=int, help="iterations (iterative attacks)")
+    p.add_argument("--restarts", type=int, help="random restarts (PGD)")
+    p.add_argument("--alpha", help="step size, e.g. 0.01 or 2/255")
+    p.add_argument("--loss", help="ce | margin | dlr")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target", metavar="CLASS", help="targeted attack towards this class (index or name)")
+    g.add_argument("--targeted-random", action="store_true", help="targeted attack towards a random other class")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other setting of the attack, e.g. --param momentum=0.9 (repeatable)")  # fmt: skip
+    p.add_argument("--n", type=int, help="number of test images (default: 16)")
+    p.add_argument("--offset", type=int, default=0, help="index of the first test image (default: 0)")
+    p.add_argument("--image", dest="images", action="extend", nargs="+", default=[], metavar="PATH",
+                   help="attack these PNG/JPEG files instead of test images (their labels: the clean predictions)")  # fmt: skip
+    _add_data_dir(p)
+    p.add_argument("--out", help="output folder (default: RUN/attack/<attack>-<norm>-<eps>)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--seed", type=int, help="the attack's random seed (default: 0)")
+    _add_precision(p)
+
+
+def _add_explain_parser(sub: Any) -> None:
+    p = sub.add_parser("explain", help="explanation maps of a few images, clean and attacked", description=(
+        "Explain test images of the model's dataset (or --image files) with one or more methods; with --attack "
+        "also the adversarial images. --compare puts several models side by side on the same images. Writes "
+        "explanations.png (the grid) and explanations.json to --out."))  # fmt: skip
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", help="run folder or model.safetensors")
+    g.add_argument("--compare", nargs="+", metavar="RUN", help="several models on the same images (rows by model)")
+    p.add_argument("--method", required=True, help="comma-separated methods, e.g. ig,gradcam,attention "
+                   "(aliases: ig, sg, ixg, gbp, shap)")  # fmt: skip
+    p.add_argument("--images", metavar="START:STOP", help="test-set indices, e.g. 0:16 (default: 0:8)")
+    p.add_argument("--image", dest="image_files", action="extend", nargs="+", default=[], metavar="PATH",
+                   help="explain these PNG/JPEG files instead of test images")  # fmt: skip
+    p.add_argument("--attack", help="also explain adversarial images from this attack, e.g. pgd")
+    p.add_argument("--eps", help="the attack's epsilon, e.g. 0.3 or 8/255 (default: 0.3 L-inf / 1.5 L2 "
+                   "grayscale, 8/255 / 0.5 RGB)")  # fmt: skip
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="the attack's threat model (default: linf)")
+    p.add_argument("--target", metavar="CLASS", help="explain this class (index or name) instead of the prediction")
+    p.add_argument("--quick", action="store_true", help="each method's cheap preview settings (fewer samples/steps)")
+    p.add_argument("--metrics", action="store_true",
+                   help="also measure each method: deletion/insertion AUC vs a random map, infidelity, "
+                        "sensitivity, the model-randomization sanity check and, with --attack, map similarity "
+                        "under attack (written to metrics.json)")  # fmt: skip
+    _add_data_dir(p)
+    p.add_argument("--out", help="output folder (default: RUN/explain)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
