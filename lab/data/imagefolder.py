@@ -14,27 +14,20 @@ relative path and content.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from lab.core.errors import DataError
+from lab.core.errors import DataError, LabError
 from lab.data.checksums import read_bytes
 from lab.data.dataset import Arrays
+from lab.data.images import GRAY_MODES, HIGH_DEPTH_MODES, MAX_FILE_BYTES, MAX_PIXELS, decode_image
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
-IMAGE_FORMATS = frozenset({"PNG", "JPEG"})
-#: Largest image accepted (checked from the header, before decoding): 16.7 Mpixel.
-MAX_IMAGE_PIXELS = 4096 * 4096
-MAX_IMAGE_BYTES = 64 << 20
-GRAY_MODES = frozenset({"1", "L", "LA"})
-HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 Item = tuple[Path, int]  # (file, class index)
 
@@ -106,32 +99,16 @@ def imagefolder_key(root: Path) -> str:
 
 
 def _decode(path: Path, data: bytes) -> np.ndarray:
-    """Decode one image into uint8 [H, W] (grayscale) or [H, W, 3] (RGB)."""
+    """Decode one image into uint8 [H, W] (grayscale) or [H, W, 3] (RGB), with the user image
+    reader's checks (:func:`lab.data.images.decode_image`); 16-bit and float images are refused."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format not in IMAGE_FORMATS:
-                raise DataError(
-                    f"{path} is a {im.format} image, not PNG or JPEG; convert or remove it."
-                )
-            w, h = im.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise DataError(
-                    f"{path} is {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} allowed."
-                )
-            im.verify()
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.mode in HIGH_DEPTH_MODES:
-                raise DataError(
-                    f"{path} is a {im.mode} (16-bit or float) image; convert it to 8-bit."
-                )
-            return np.asarray(im.convert("L" if im.mode in GRAY_MODES else "RGB"))
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(
-            f"{path} is not a readable PNG or JPEG image ({exc}); replace or remove it."
-        ) from exc
+        img, _ = decode_image(data, str(path), max_pixels=MAX_PIXELS)
+    except LabError as exc:
+        raise DataError(f"{exc}; replace or remove it.") from None
+    with img:
+        if img.mode in HIGH_DEPTH_MODES:
+            raise DataError(f"{path} is a {img.mode} (16-bit or float) image; convert it to 8-bit.")
+        return np.asarray(img.convert("L" if img.mode in GRAY_MODES else "RGB"))
 
 
 def _stack(images: list[np.ndarray], rgb: bool) -> np.ndarray:
@@ -153,7 +130,7 @@ def read_imagefolder(root: Path) -> tuple[Arrays, tuple[str, ...], list[dict[str
     decoded: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     for split, items in (("train", train), ("test", test)):
         for path, _ in items:
-            data = read_bytes(path, limit=MAX_IMAGE_BYTES)
+            data = read_bytes(path, limit=MAX_FILE_BYTES)
             total += len(data)
             digest.update(
                 f"{path.relative_to(root).as_posix()}\0{hashlib.sha256(data).hexdigest()}\n".encode()

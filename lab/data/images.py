@@ -79,12 +79,7 @@ def read_image(source: str | os.PathLike[str] | bytes, input_shape: Sequence[int
     img, fmt = _open_header(data, label)
     with img:
         iw, ih = img.size
-        if iw * ih > max_pixels:
-            raise LabError(f"image {label!r} is {iw}x{ih} pixels ({iw * ih:,}); at most {max_pixels:,} pixels are "
-                           "accepted (large images are refused before decoding)")  # fmt: skip
-        frames = int(getattr(img, "n_frames", 1))
-        if frames > 1:
-            raise LabError(f"image {label!r} is an animation ({frames} frames); expected a single image")
+        _check_size(img, label, max_pixels)
         if not fit and sorted((iw, ih)) != sorted((w, h)):
             raise LabError(f"image {label!r} is {iw}x{ih} pixels but the model takes {w}x{h}; resize it first")
         mode = img.mode
@@ -134,6 +129,33 @@ def sniff_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     return None
+
+
+def decode_image(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, str]:
+    """Every pixel of a PNG or JPEG decoded, after the header checks of :func:`read_image`
+    (format told by content, at most ``max_pixels`` pixels, a single frame): the loaded image
+    as the file stores it (not turned upright, not converted) and its format. One LabError
+    sentence naming ``label`` otherwise. The image-folder datasets read their files with it."""
+    img, fmt = _open_header(data, label)
+    _check_size(img, label, max_pixels)
+    try:
+        img.load()
+    except Exception as exc:  # noqa: BLE001 - any decoding failure (a bomb error included) is the file's
+        img.close()
+        raise LabError(f"image {label!r} is damaged and cannot be decoded ({_why(exc)}); expected a complete "
+                       f"{fmt} file") from None  # fmt: skip
+    return img, fmt
+
+
+def _check_size(img: Image.Image, label: str, max_pixels: int) -> None:
+    """LabError for more than ``max_pixels`` pixels or more than one frame (read from the header)."""
+    iw, ih = img.size
+    if iw * ih > max_pixels:
+        raise LabError(f"image {label!r} is {iw}x{ih} pixels ({iw * ih:,}); at most {max_pixels:,} pixels are "
+                       "accepted (large images are refused before decoding)")  # fmt: skip
+    frames = int(getattr(img, "n_frames", 1))
+    if frames > 1:
+        raise LabError(f"image {label!r} is an animation ({frames} frames); expected a single image")
 
 
 def _open_header(data: bytes, label: str) -> tuple[Image.Image, str]:
