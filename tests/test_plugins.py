@@ -199,7 +199,8 @@ def test_the_cli_offers_the_plugins_among_its_choices(site: Path, run: Path) -> 
     for command in ([LAB], [sys.executable, "-m", "lab"]):
         proc = subprocess.run([*command, "train", "--help"], capture_output=True, text=True, timeout=300,
                               cwd=ROOT, env=plugin_env(site), check=False)  # fmt: skip
-        assert proc.returncode == 0 and MODEL in proc.stdout, proc.stdout + proc.stderr
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert all(name in proc.stdout for name in (MODEL, DEFENSE, DENOISER)), proc.stdout
     # an unknown name is refused with the choices, the plug-ins among them
     assert_user_error(lab(site, "attack", "--model", str(run), "--attack", "no_such_attack"), ATTACK)
     assert_user_error(lab(site, "eval", "--model", str(run), "--attack", "no_such_attack"), ATTACK)

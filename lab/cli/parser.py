@@ -9,6 +9,8 @@ import argparse
 import sys
 from typing import Any
 
+from defenses import DEFENSES
+from defenses.denoisers import DENOISERS
 from lab.data import DATASET_NAMES
 from lab.models import MODELS
 
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model from a TOML recipe", description=(
-        "Train a model from a recipe. Architectures: " + ", ".join(MODELS.names()) + "."))  # fmt: skip
+        "Train a model from a recipe. Architectures ([model] arch): " + ", ".join(MODELS.names())
+        + ". Training defenses ([defense] name): " + ", ".join(DEFENSES.names())
+        + ". Denoisers and input transforms ([denoiser] name): " + ", ".join(DENOISERS.names()) + "."))  # fmt: skip
     p.add_argument("--config", help="recipe file, e.g. configs/mnist_smallcnn.toml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. --set train.epochs=3 (repeatable)")  # fmt: skip
