@@ -286,26 +286,26 @@ def _recipe_with(name: str, section: str) -> str:
     return RECIPE.replace('name = "plug"', f'name = "{name}"') + section
 
 
-@pytest.fixture(scope="module")
-def defended(site: Path, run: Path) -> Path:
-    """``lab train`` with the plug-in defense on the plug-in model, its own setting from the recipe."""
-    recipe = run.parent.parent / "plug_defense.toml"
-    recipe.write_text(_recipe_with("plug_defense", f'\n[defense]\nname = "{DEFENSE}"\neps = 0.1\nmix = 0.5\n'))
-    out = run.parent / "plug_defense"
+def _train(site: Path, run: Path, name: str, section: str) -> Path:
+    """``lab train`` on the plug-in model's recipe plus ``section``, into ``run``'s folder (so the dashboard lists it)."""
+    recipe = run.parent.parent / f"{name}.toml"
+    recipe.write_text(_recipe_with(name, section))
+    out = run.parent / name
     proc = lab(site, "train", "--config", str(recipe), "--out", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def defended(site: Path, run: Path) -> Path:
+    """The plug-in defense on the plug-in model, its own setting from the recipe."""
+    return _train(site, run, "plug_defense", f'\n[defense]\nname = "{DEFENSE}"\neps = 0.1\nmix = 0.5\n')
 
 
 @pytest.fixture(scope="module")
 def blurred(site: Path, run: Path) -> Path:
-    """``lab train`` with the plug-in denoiser in front of the plug-in model (it only assembles the pair)."""
-    recipe = run.parent.parent / "plug_denoiser.toml"
-    recipe.write_text(_recipe_with("plug_denoiser", f'\n[denoiser]\nname = "{DENOISER}"\nclassifier = "{run}"\npasses = 2\n'))
-    out = run.parent / "plug_denoiser"
-    proc = lab(site, "train", "--config", str(recipe), "--out", str(out), "--no-progress")
-    assert proc.returncode == 0, proc.stderr
-    return out
+    """The plug-in denoiser in front of the plug-in model (``lab train`` only assembles the pair)."""
+    return _train(site, run, "plug_denoiser", f'\n[denoiser]\nname = "{DENOISER}"\nclassifier = "{run}"\npasses = 2\n')
 
 
 def test_a_recipe_naming_the_plugin_defense_trains_with_its_settings(site: Path, run: Path, defended: Path) -> None:

@@ -80,26 +80,27 @@ def defense_kind(record: Mapping[str, Any] | None, model: Any = None) -> str | N
     return str(d.get("kind") or d.get("name"))
 
 
-def denoise_images(checkpoint: Any, images: np.ndarray) -> np.ndarray | None:
-    """The model's ``denoise`` output float32 [N, C, H, W], or None when it has no denoiser."""
+def _model_method(checkpoint: Any, images: np.ndarray, method: str) -> np.ndarray | None:
+    """``model.<method>(x)`` in eval mode without gradients, as float32 numpy; None when the model has no such method."""
     model = model_of(checkpoint)
-    fn = getattr(model, "denoise", None)
+    fn = getattr(model, method, None)
     if fn is None:
         return None
     x = to_float(as_float_batch(images), model_device(model))
     with inference(model):
-        return fn(x).detach().float().clamp(0, 1).cpu().numpy()
+        return fn(x).detach().float().cpu().numpy()
+
+
+def denoise_images(checkpoint: Any, images: np.ndarray) -> np.ndarray | None:
+    """The model's ``denoise`` output float32 [N, C, H, W], or None when it has no denoiser."""
+    out = _model_method(checkpoint, images, "denoise")
+    return None if out is None else np.clip(out, 0, 1)
 
 
 def detector_scores(checkpoint: Any, images: np.ndarray) -> np.ndarray | None:
     """The model's ``detector_score`` float64 [N] (a denoiser's reconstruction error), or None."""
-    model = model_of(checkpoint)
-    fn = getattr(model, "detector_score", None)
-    if fn is None:
-        return None
-    x = to_float(as_float_batch(images), model_device(model))
-    with inference(model):
-        return np.asarray(fn(x).detach().float().cpu().numpy(), dtype=np.float64).reshape(-1)
+    out = _model_method(checkpoint, images, "detector_score")
+    return None if out is None else np.asarray(out, dtype=np.float64).reshape(-1)
 
 
 @dataclass
