@@ -38,7 +38,8 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``lab`` parser: train, models, eval, attack, explain, data (fetch | info)."""
+    """The ``lab`` parser: train, models, eval, attack, explain, data (fetch | info), sweep
+    (run | status | table | plot), reproduce."""
     parser = Parser(prog="lab", description="Train, attack, defend and explain image classifiers.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_attack_parser(sub)
     _add_explain_parser(sub)
     _add_data_parser(sub)
+    _add_sweep_parser(sub)
+    _add_reproduce_parser(sub)
     return parser
 
 
@@ -83,14 +86,17 @@ def _add_eval_parser(sub: Any) -> None:
     p = sub.add_parser("eval", help="robust accuracy of a model under a suite of attacks, with a report", description=(
         "Evaluate a trained model on the first --n test images of its dataset under a suite of attacks "
         "over one or more epsilons; print the table, write report.json / report.md / accuracy_vs_eps.png. "
-        "Exit 1 when --fail-under is missed."))  # fmt: skip
+        "Exit 1 when --fail-under is missed. Under torchrun --nproc_per_node N -m lab eval ... the images are "
+        "split across the N processes and rank 0 writes the one report, with a single process's numbers."))  # fmt: skip
     p.add_argument("--model", required=True, help="run folder or model.safetensors")
     p.add_argument("--suite", help="quick | standard | extended | autoattack (default: quick when no --attack is given)")
     p.add_argument("--attack", dest="attacks", action="append", default=[], metavar="NAME",
                    help="an attack to run besides the suite (repeatable)")  # fmt: skip
     p.add_argument("--eps", help=EPS_HELP + " (default: 0.3 L-inf / 1.5 L2 on grayscale data, 8/255 / 0.5 on RGB)")
     p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model (default: linf)")
-    p.add_argument("--n", type=int, default=1000, help="number of test images (default: 1000)")
+    p.add_argument("-n", "--n", type=int, default=1000,
+                   help="number of test images (default: 1000; write -n under torchrun, which takes --n for "
+                        "an abbreviation of its own options)")  # fmt: skip
     p.add_argument("--offset", type=int, default=0, help="index of the first test image (default: 0)")
     p.add_argument("--batch-size", type=int, default=500, help="attack batch size (default: 500)")
     p.add_argument("--no-checks", action="store_true", help="skip the gradient-masking checks")
@@ -162,3 +168,69 @@ def _add_explain_parser(sub: Any) -> None:
     _add_data_dir(p)
     p.add_argument("--out", help="output folder (default: RUN/explain)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+
+
+AXES_HELP = "model, seed, arch, dataset, defense, denoiser, eval, norm, method, eps, kind"
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="grids of trainings, evaluations and explanations in a crash-safe store",
+                       description=(
+        "Run a sweep file (configs/sweeps/*.toml): models to train (or existing runs) x seeds x evaluations "
+        "(suites, norms, radii) x explanation methods. Every finished cell is kept in the sweep folder's SQLite "
+        "store; running the same command again continues where it stopped."))  # fmt: skip
+    ssub = p.add_subparsers(dest="sweep_command", required=True, parser_class=Parser)
+    q = ssub.add_parser("run", help="run the cells not done yet")
+    q.add_argument("spec", help="sweep file, e.g. configs/sweeps/mnist_tradeoff.toml")
+    q.add_argument("--out", help="sweep folder (default: sweeps/<sweep name>)")
+    q.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this machine (default); ray: each cell a Ray task (pip install 'the-lab[cluster]')")
+    q.add_argument("--workers", type=int, default=1,
+                   help="--engine local: cells at once, in worker processes that share the cores (default: 1, "
+                        "in this process)")  # fmt: skip
+    q.add_argument("--address", help="--engine ray: the cluster to join, e.g. ray://head:10001 or auto "
+                   "(default: a local Ray on this machine)")  # fmt: skip
+    q.add_argument("--cpus-per-cell", type=int, default=1, help="--engine ray: CPUs each cell asks for (default: 1)")
+    q.add_argument("--retry-failed", action="store_true", help="run the cells that failed before again")
+    q.add_argument("--max-cells", type=int, help="stop after this many cells ran")
+    q.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    _add_data_dir(q)
+    q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for verb, text in (("status", "done / running / failed / pending cells, time so far, time left"),
+                       ("table", "one metric, two axes as rows and columns, mean ± std over seeds"),
+                       ("plot", "robust accuracy vs radius, clean vs robust, explanation quality, time per cell")):
+        q = ssub.add_parser(verb, help=text)
+        q.add_argument("folder", help="sweep folder, e.g. sweeps/mnist_tradeoff")
+        if verb == "status":
+            q.add_argument("--cells", action="store_true", help="one line per cell")
+            q.add_argument("--json", action="store_true", help="print JSON")
+            continue
+        q.add_argument("--where", action="append", default=[], metavar="AXIS=VALUE",
+                       help="only values with this axis value, e.g. eval=quick-linf (repeatable); axes: " + AXES_HELP)
+        q.add_argument("--metric", default="robust_accuracy" if verb == "table" else None,
+                       help="robust_accuracy (default), clean_accuracy, test_acc, deletion_auc, ... "
+                            "(`lab sweep table --metric x` lists what was measured)")  # fmt: skip
+        if verb == "table":
+            q.add_argument("--rows", default="model", help="axis of the rows (default: model); " + AXES_HELP)
+            q.add_argument("--cols", default="eps", help="axis of the columns (default: eps)")
+            q.add_argument("--format", choices=["markdown", "csv", "json"], default="markdown")
+            q.add_argument("--output", help="write the table to this file instead of printing it")
+        else:
+            q.add_argument("--kind", choices=["all", "robust-vs-eps", "tradeoff", "explain", "time"], default="all")
+            q.add_argument("--by", default="model", help="one line / point / bar per value of this axis (default: model)")
+            q.add_argument("--out", help="folder for the PNGs (default: FOLDER/plots)")
+
+
+def _add_reproduce_parser(sub: Any) -> None:
+    p = sub.add_parser("reproduce", help="train the published defenses and compare with their papers' numbers",
+                       description=(
+        "Train the lab's recipes for a published benchmark's defenses and a standard model, evaluate each with the "
+        "official AutoAttack and print them beside the published numbers. A sweep underneath: it resumes."))  # fmt: skip
+    p.add_argument("benchmark", help="mnist-linf | fashion-mnist-linf")
+    p.add_argument("--budget", choices=["cpu", "paper"], default="cpu",
+                   help="cpu: shortened recipes for a 2-core machine (default); paper: the papers' schedules (GPU)")
+    p.add_argument("--n", type=int, help="test images AutoAttack runs on (default: the budget's)")
+    p.add_argument("--out", help="sweep folder (default: sweeps/reproduce-<benchmark>-<budget>)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    _add_data_dir(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
