@@ -9,10 +9,11 @@ from __future__ import annotations
 import streamlit as st
 
 from lab.dashboard.pages import HERE, PAGES
-from lab.dashboard.settings import runs_folder_setting
+from lab.dashboard.settings import keep_page_settings, runs_folder_setting
 
 st.set_page_config(page_title="The lab", page_icon=":material/science:", layout="wide")
 pages = [st.Page(HERE / file, title=title, icon=icon, default=i == 0) for i, (file, title, icon) in enumerate(PAGES)]
 page = st.navigation(pages)
 runs_folder_setting()
+keep_page_settings()
 page.run()

@@ -24,6 +24,7 @@ from torch import nn
 
 from lab.core.errors import LabError
 from lab.core.registry import Registry
+from lab.core.rng import image_generators
 from lab.core.threat import ThreatModel, make_threat
 from lab.models.base import check_images, frozen_eval  # noqa: F401 - frozen_eval is part of this module's API
 
@@ -60,6 +61,11 @@ class Attack(ABC):
     kind: ClassVar[str] = "white-box"
     #: settings for a cheap run of this attack (tests, previews); real evaluations use the defaults
     quick_settings: ClassVar[dict[str, Any]] = {}
+    #: an image's result does not depend on the other images of its batch (its randomness is
+    #: drawn per image, :meth:`image_generators`), so a sharded evaluation may split a batch
+    #: across ranks; False (the default: most libraries draw one stream per batch): the
+    #: evaluator gives each rank whole batches, exactly as one process forms them
+    batch_independent: ClassVar[bool] = False
 
     def __init__(self, *, eps: float, norm: str = "linf", seed: int = 0) -> None:
         if norm not in self.norms:
@@ -93,7 +99,15 @@ class Attack(ABC):
         return f"{self.name}({args})"
 
     def generator(self, device: torch.device) -> torch.Generator:
+        """One generator for a whole batch, seeded with :attr:`seed` (what an image draws then
+        depends on its place in the batch; see :meth:`image_generators`)."""
         return torch.Generator(device=device).manual_seed(self.seed)
+
+    def image_generators(self, x: torch.Tensor, stream: int = 0) -> list[torch.Generator]:
+        """One generator per image of ``x`` [B, ...], seeded by :attr:`seed`, ``stream`` (e.g.
+        the restart) and the image itself (:func:`lab.core.rng.image_generators`): the same
+        image draws the same noise in any batch, at any position."""
+        return image_generators(x, self.seed, stream)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                  target: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip

@@ -11,6 +11,9 @@ kept. The attack then spends its passes on the examples still standing, and it r
 success when *any* iterate succeeded, which is never weaker than the last iterate.
 
 Restarts keep, per example, the first successful run, else the run with the highest loss.
+Random starts are drawn per image (:meth:`~attacks.base.Attack.image_generators`, one
+stream per restart): an image's start depends on the seed, the restart and the image only,
+not on the batch around it, so a sharded evaluation attacks it as one process does.
 
 Confidence (``kappa``, margin loss only): the loss is ``min(max_{j != y} z_j - z_y, kappa)``,
 Carlini & Wagner's high-confidence objective: with no early stop the attack keeps pushing an
@@ -50,6 +53,8 @@ def is_success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | Non
 
 class GradientAttack(Attack):
     """Iterative first-order attack; see the module docstring for the update rule."""
+
+    batch_independent = True  # per-image random starts; every step is per example
 
     def __init__(
         self,
@@ -125,16 +130,15 @@ class GradientAttack(Attack):
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
-        gen = self.generator(x.device)
         best = x.clone()
         best_loss = torch.full((x.shape[0],), -math.inf, device=x.device)
         done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        for _ in range(self.restarts):
+        for restart in range(self.restarts):
             idx = (~done).nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
             t = target[idx] if target is not None else None
-            x_r, loss_r, ok_r = self._run(model, x[idx], y[idx], t, gen)
+            x_r, loss_r, ok_r = self._run(model, x[idx], y[idx], t, restart)
             better = ok_r | (loss_r > best_loss[idx])
             best[idx[better]] = x_r[better]
             best_loss[idx] = torch.maximum(best_loss[idx], loss_r)
@@ -142,8 +146,9 @@ class GradientAttack(Attack):
         return best
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """One run: (adversarial images, their loss, success flags), all [B]-aligned with ``x``.
+             restart: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """One run (number ``restart``, its random starts' stream): (adversarial images, their
+        loss, success flags), all [B]-aligned with ``x``.
 
         The active examples are kept as compact tensors (``xa``, ``x0``, ``ya``, ``ta``,
         ``ga``) that shrink when examples succeed, so a step does no gather or scatter.
@@ -151,7 +156,8 @@ class GradientAttack(Attack):
         threat = self.threat
         dtype = pick_dtype(self.precision, x.device)
         if self.random_start:
-            xa = (x + threat.project(threat.init(x, gen))).clamp(0.0, 1.0)
+            start = threat.init_per_image(x, self.image_generators(x, stream=restart))
+            xa = (x + threat.project(start)).clamp(0.0, 1.0)
         else:
             xa = x.clone()
         out = xa.clone()

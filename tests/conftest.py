@@ -1,4 +1,5 @@
-"""Shared fixtures: a small model trained for real on a Fashion-MNIST subset."""
+"""Shared fixtures: a small model trained for real on a Fashion-MNIST subset, and a tiny
+finished sweep (tests/experiments and the dashboard's Experiments page read it)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import pytest
 import torch
 
 from lab.data import load_dataset
+from lab.experiments.spec import load_spec
+from lab.experiments.sweep import run_sweep
 from lab.models import LabModel
 from lab.training.config import from_dict
 from lab.training.loop import train
+from tests.experiments.sweep_helpers import tiny_sweep
 
 
 @dataclass
@@ -46,3 +50,16 @@ def trained_fastnet(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     x = torch.from_numpy(ds.test_x[:64]).float() / 255
     y = torch.from_numpy(ds.test_y[:64])
     return Trained(result.model.eval(), run, x, y)
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(sweep file, sweep folder)``: :func:`tests.experiments.sweep_helpers.tiny_sweep` with two
+    seeds and saliency maps, run to the end: 12 cells (4 trainings, 4 evaluations, 4
+    explanations), about a minute on two cores. Tests that change it work on a copy."""
+    base = tmp_path_factory.mktemp("sweep")
+    spec = tiny_sweep(base, seeds=(0, 1), explain=("saliency",))
+    out = base / "out"
+    res = run_sweep(load_spec(spec), out, progress=False)
+    assert not res.failed and not res.blocked, res
+    return spec, out

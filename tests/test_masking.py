@@ -188,10 +188,10 @@ def test_large_eps_fires_on_a_binarized_input() -> None:
     report = _evaluate(model(), data, eps)
     c = _check(report, "large-eps")
     assert c.passed is False and c.status == "FAIL", _details(report)
-    # gradients are exactly zero, so PGD at eps 1 is its random start: 98.4% stay correct
-    # (seeds 0..9: 90.6..98.4%, 88.6..96.4 points above the 2% limit)
+    # gradients are exactly zero, so PGD at eps 1 is its random start (drawn per image): 95.3%
+    # stay correct (seeds 0..9: 93.8..100%, 91.8..98 points above the 2% limit)
     assert c.numbers["eps"] == 1.0 and c.numbers["accuracy"] >= 0.5
-    assert "98.4%" in c.detail and "<= 2%" in c.detail
+    assert "95.3%" in c.detail and "<= 2%" in c.detail
     assert report.clean_accuracy == 1.0 and report.results[-1].robust_accuracy == 1.0
     assert any("gradient-masking check failed: large-eps" in w for w in report.warnings)
 

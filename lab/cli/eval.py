@@ -3,16 +3,27 @@ with ``--fail-under``, exit code 1 for a missed or unverified number.
 
 The request (threshold, epsilons, attacks) is checked once, before the model is loaded
 (:func:`lab.runs.evaluate.plan_eval`).
+
+Under ``torchrun --nproc_per_node N -m lab eval ...`` every rank loads the model and the
+images, attacks its share of them and gets the whole report (:mod:`lab.evaluation.shards`);
+rank 0 writes the files and prints, the other ranks print nothing. Every user mistake is
+the same sentence on every rank (the checks run alike everywhere, and an error in one
+rank's share reaches them all), so rank 0 alone prints it and every rank exits 2;
+``torchrun`` itself then exits 1 and lists each rank's exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from pathlib import Path
 
+from lab.cli.parser import EXIT_USER_ERROR
+from lab.core.distributed import Dist, dist_from_env, join, leave
 from lab.core.epsilon import parse_eps
-from lab.core.runtime import pick_device
+from lab.core.errors import LabError
 from lab.evaluation.gate import check_threshold, gate
 from lab.present.files import write_report
 from lab.present.terminal import report_table, use_color
@@ -22,14 +33,34 @@ from lab.training.checkpoint import load_model
 
 
 def run(args: argparse.Namespace) -> int:
+    dd = dist_from_env()
+    if not dd.main:  # rank 0 speaks for the job
+        logging.getLogger().setLevel(logging.ERROR)
+        warnings.simplefilter("ignore")
+    try:
+        return _run(args, dd)
+    except LabError:
+        if dd.main:
+            raise  # printed as one sentence, exit 2
+        return EXIT_USER_ERROR  # the same sentence rank 0 prints
+    finally:
+        leave(dd)
+
+
+def _run(args: argparse.Namespace, dd: Dist) -> int:
     threshold = check_threshold(args.fail_under)
     eps = parse_eps(args.eps) if args.eps is not None else None
     plan = plan_eval(args.suite, args.attacks, eps, args.norm)  # bad epsilon, suite or attack: fail before loading
-    ckpt = load_model(args.model, pick_device(args.device))
+    ckpt = load_model(args.model, join(dd, args.device))
     report = evaluate_plan(
         ckpt, plan, n=args.n, offset=args.offset, batch_size=args.batch_size, checks=not args.no_checks,
         probe_n=args.probe_n, data_dir=args.data_dir, progress=not args.no_progress, precision=args.precision,
+        ranks=dd,
     )  # fmt: skip
+    verdict = gate(report, threshold, accept_unverified=args.accept_unverified)
+    code = 0 if verdict is None or verdict.passed else 1
+    if not dd.main:
+        return code
     out = Path(args.report) if args.report else default_report_dir(ckpt, plan)
     paths = write_report(report, out)
     print(report_table(report, color=use_color(sys.stdout)))
@@ -38,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"report: {paths['json']} (+ {paths['markdown'].name}, {paths['plot'].name})")
-    verdict = gate(report, threshold, accept_unverified=args.accept_unverified)
-    if verdict is None:
-        return 0
-    print(f"{'passed' if verdict.passed else 'FAILED'}: {verdict.reason}")
-    return 0 if verdict.passed else 1
+    if verdict is not None:
+        print(f"{'passed' if verdict.passed else 'FAILED'}: {verdict.reason}")
+    return code

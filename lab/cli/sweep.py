@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if verb == "table":
         t = sweep_table(folder, args.metric, rows=args.rows, cols=args.cols, where=where)
         text = table_text(t, args.format)
+        if args.format == "csv":
+            for w in t.warnings:  # the Markdown and JSON carry them
+                print(f"warning: {w}", file=sys.stderr)
         if args.output:
             Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""), encoding="utf-8")
             print(f"{args.format} -> {args.output}")

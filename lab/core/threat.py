@@ -1,6 +1,7 @@
 """Threat models: the set an attack may move an image in, as small objects.
 
-Each has ``init`` (a random start inside the ball), ``step`` (the steepest-ascent
+Each has ``init`` (a random start inside the ball; ``init_per_image`` draws it image by
+image, each from its own generator), ``step`` (the steepest-ascent
 direction for the norm: the sign for L-inf, the normalized gradient for L2), ``project``
 (back onto the ball) and ``norm`` (per-example size of a perturbation). Images stay in
 [0, 1]; the attack base clamps after projecting. This is the Madry-lab / foolbox way:
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import torch
 
@@ -35,6 +37,15 @@ class ThreatModel(ABC):
     @abstractmethod
     def init(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """A random perturbation inside the ball, shaped like ``x``."""
+
+    def init_per_image(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """:meth:`init` drawn image by image, image ``i`` from ``generators[i]``: each image's
+        start depends on its own generator only, not on the batch it is in or its place there."""
+        if len(generators) != x.shape[0]:
+            raise LabError(f"one generator per image is needed: {len(generators)} for {x.shape[0]} images")
+        if not generators:
+            return torch.zeros_like(x)
+        return torch.cat([self.init(x[i : i + 1], g) for i, g in enumerate(generators)])
 
     @abstractmethod
     def step(self, grad: torch.Tensor) -> torch.Tensor:

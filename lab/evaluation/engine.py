@@ -20,6 +20,11 @@ have the input's shape, be finite, lie in [0, 1] and inside the threat set (up t
 then decided by the judged model itself in fp32 (:mod:`lab.evaluation.verify`, shared with
 the masking checks).
 
+Under ``torchrun`` (``ranks``) every rank runs this same evaluation on all the images, and
+each attack call is split across the ranks and merged (:mod:`lab.evaluation.shards`), so
+every rank ends with the report one process would have made on the same images (the
+timings aside; a randomized model excepted, whose every prediction is a fresh draw).
+
 Then it runs the automatic gradient-masking checks (:mod:`lab.evaluation.masking`) and picks the
 headline: the robust accuracy at the largest epsilon, flagged as an upper bound when only
 weak attacks produced it. The named suites of attack specs are in :mod:`lab.evaluation.suites`.
@@ -41,6 +46,7 @@ from tqdm.auto import tqdm
 from attacks import ATTACKS, Attack
 from attacks.base import check_inputs
 from defenses.denoisers.wrapper import ThreatRow, threat_rows
+from lab.core.distributed import Dist
 from lab.core.epsilon import check_eps
 from lab.core.errors import LabError
 from lab.core.runtime import effective_precision
@@ -120,6 +126,7 @@ def evaluate(
     model_meta: dict[str, Any] | None = None,
     rows: Sequence[ThreatRow] | None = None,
     precision: str | None = None,
+    ranks: Dist | None = None,
 ) -> RobustnessReport:
     """Evaluate ``model`` on images ``x`` [N,C,H,W] in [0,1] with labels ``y`` [N].
 
@@ -131,7 +138,9 @@ def evaluate(
     every row runs every attack (transfer rows at full strength), the model itself judges,
     and each epsilon's robust accuracy is the per-image worst case over every row.
     ``precision``: the gradient attacks' steering precision (auto | fp32 | bf16; default:
-    each attack's own, ``auto``). Returns a :class:`RobustnessReport`.
+    each attack's own, ``auto``). ``ranks``: this process's place under ``torchrun``; every
+    rank calls this with the same arguments, attacks its share, and returns the whole report
+    (write it from rank 0). Returns a :class:`RobustnessReport`.
     """
     if batch_size < 1:
         raise LabError(f"batch size must be >= 1, got {batch_size}")
@@ -143,6 +152,8 @@ def evaluate(
         raise LabError("no attack to run: give an attack name or a suite")
     eps_list = check_eps(eps, norm, tuple(x.shape[1:]))
     y = y.to(x.device, torch.int64)
+    dd = ranks or Dist()
+    progress = progress and dd.main
     t_all = time.perf_counter()
 
     # Build once at the largest epsilon to validate settings and order by cost.
@@ -177,7 +188,7 @@ def evaluate(
                     bar.set_description(f"eps {e:g} {spec.title}{where}")
                     t0 = time.perf_counter()
                     fooled, norms = run_attack_on(row.attacked, attack, x, y, idx, batch_size, bar, judge=model,
-                                                  title=spec.title)  # fmt: skip
+                                                  title=spec.title, ranks=dd)  # fmt: skip
                     dt = time.perf_counter() - t0
                     flags += [f"{spec.title}{where} at eps {e:g}: {m}" for m in attack.notes]
                     robust[idx[fooled]] = False
@@ -215,6 +226,11 @@ def evaluate(
         threat_rows=[{"name": r.name, "description": r.description} for r in threat],
     )
     report.warnings += flags
+    if dd.world > 1 and getattr(getattr(model, "denoiser", None), "randomized", False):
+        report.warnings.append(
+            f"the model is randomized (its predictions draw fresh randomness on every call): this run split over "
+            f"{dd.world} ranks is another draw than a single process's, not the same numbers"
+        )
     strongest = max(a.cost for _, a in built)
     is_suite = any(a.kind == "suite" for _, a in built)
     worst = results[-1]
@@ -232,7 +248,7 @@ def evaluate(
         )
     if checks and nonzero:
         report.checks = run_checks(model, x[clean_ok], y[clean_ok], report, norm=norm, probe_n=probe_n,
-                                   batch_size=batch_size, progress=progress, precision=precision)  # fmt: skip
+                                   batch_size=batch_size, progress=progress, precision=precision, ranks=dd)  # fmt: skip
         for c in report.failed_checks:
             report.warnings.append(f"gradient-masking check failed: {c.name}: {c.detail}")
         for c in report.unrun_checks:
@@ -245,5 +261,6 @@ def evaluate(
         "batch_size": batch_size,
         "precision": effective_precision(precision or "auto"),
         "verify_atol": VERIFY_ATOL,
+        "ranks": dd.world,
     }
     return report

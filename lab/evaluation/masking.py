@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from attacks import ATTACKS
+from lab.core.distributed import Dist
 from lab.core.errors import LabError
 from lab.evaluation.report import MaskingCheck, RobustnessReport
 from lab.evaluation.verify import run_attack_on
@@ -65,10 +66,10 @@ CHECK_NAMES = ("large-eps", "monotonic", "iterative-beats-single-step", "more-st
 
 
 def _acc_after(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str,
-               batch_size: int, **settings: Any) -> float:  # fmt: skip
+               batch_size: int, ranks: Dist | None = None, **settings: Any) -> float:  # fmt: skip
     attack = ATTACKS.get(name)(eps=eps, norm=norm, **settings)
     idx = torch.arange(len(y), device=x.device)
-    fooled, _ = run_attack_on(model, attack, x, y, idx, batch_size)
+    fooled, _ = run_attack_on(model, attack, x, y, idx, batch_size, ranks=ranks)
     return 1.0 - float(fooled.float().mean()) if len(y) else float("nan")
 
 
@@ -104,12 +105,13 @@ def _not_run(name: str, why: str) -> MaskingCheck:
 
 def run_checks(model: nn.Module, x_ok: torch.Tensor, y_ok: torch.Tensor, report: RobustnessReport, *,
                norm: str, probe_n: int = 200, batch_size: int = 500, progress: bool = False,
-               seed: int = 0, precision: str | None = None) -> list[MaskingCheck]:  # fmt: skip
+               seed: int = 0, precision: str | None = None, ranks: Dist | None = None) -> list[MaskingCheck]:  # fmt: skip
     """The five checks on the first ``probe_n`` correctly classified examples ``x_ok``
     [N,C,H,W] (labels ``y_ok`` [N]), against the numbers in ``report``; see the module
     docstring for what each compares. ``seed``: every attack's seed; ``precision``: the
     gradient attacks' steering precision (auto | fp32 | bf16; default: their own, auto).
-    Returns one :class:`MaskingCheck` per check."""
+    ``ranks``: under ``torchrun``, every rank calls this alike and the probe's attacks are
+    split across them (the same checks as one process's). Returns one :class:`MaskingCheck` per check."""
     x, y = x_ok[:probe_n], y_ok[:probe_n]
     n = len(y)
     if n == 0:
@@ -122,7 +124,7 @@ def run_checks(model: nn.Module, x_ok: torch.Tensor, y_ok: torch.Tensor, report:
     def acc(name: str, e: float, **settings: Any) -> float:
         if precision is not None and name != "square":
             settings["precision"] = precision
-        value = _acc_after(model, name, x, y, e, norm, batch_size, seed=seed, **settings)
+        value = _acc_after(model, name, x, y, e, norm, batch_size, ranks, seed=seed, **settings)
         bar.update(1)
         return value
 

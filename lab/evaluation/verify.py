@@ -5,7 +5,8 @@ every adversarial example is first checked by :func:`verify_adversarial` (the in
 shape and device, finite, in [0, 1], inside the threat set up to :data:`VERIFY_ATOL`),
 and the fooling is decided by the judged model in fp32 (:func:`predict`). Shared by the
 evaluator (:mod:`lab.evaluation.engine`) and the gradient-masking checks
-(:mod:`lab.evaluation.masking`).
+(:mod:`lab.evaluation.masking`). Under ``torchrun`` each rank attacks its share of the
+examples and every rank gets the whole result (:mod:`lab.evaluation.shards`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import torch
 from torch import nn
 
 from attacks import Attack
+from lab.core.distributed import Dist
 from lab.core.errors import LabError
+from lab.evaluation.shards import BatchResult, merge_batches, rank_batches
 from lab.models.predict import predict
 
 #: slack allowed when the evaluator re-checks that an adversarial example lies in the threat
@@ -50,25 +53,36 @@ def verify_adversarial(attack: Attack, title: str, x: torch.Tensor, x_adv: torch
 
 def run_attack_on(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
                   batch_size: int, bar: Any = None, judge: nn.Module | None = None, title: str | None = None,
-                  ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                  ranks: Dist | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Attack ``x[idx]`` in batches: ``(fooled mask over idx, perturbation norms over idx)``.
 
     The attack runs on ``model``; ``judge`` (default: ``model``) decides whether the
     result fools: for a defended model the attacks may see a view of it (the bare
     classifier, a BPDA or EOT version) while the defended model itself is judged, in fp32.
-    Every result is verified first (:func:`verify_adversarial`).
+    Every result is verified first (:func:`verify_adversarial`). Afterwards ``attack.notes``
+    holds what the attack flagged on any batch. ``ranks``: under ``torchrun``, this rank
+    attacks its share only and every rank returns the whole result (:mod:`lab.evaluation.shards`).
     """
+    dd = ranks or Dist()
     judge = model if judge is None else judge
     title = title or attack.name
-    fooled = torch.zeros(len(idx), dtype=torch.bool, device=x.device)
-    norms = torch.zeros(len(idx), device=x.device)
-    for start in range(0, len(idx), batch_size):
-        b = idx[start : start + batch_size]
+    found: list[BatchResult] = []
+    error: tuple[int, str] | None = None
+    for start, stop in rank_batches(len(idx), batch_size, dd, attack.batch_independent):
+        b = idx[start:stop]
         xb, yb = x[b], y[b]
-        x_adv = attack(model, xb, yb)
-        with torch.no_grad():
-            norms[start : start + len(b)] = verify_adversarial(attack, title, xb, x_adv)
-            fooled[start : start + len(b)] = predict(judge, x_adv, batch_size) != yb
+        try:
+            x_adv = attack(model, xb, yb)
+            with torch.no_grad():
+                norms = verify_adversarial(attack, title, xb, x_adv)
+                fooled = predict(judge, x_adv, batch_size) != yb
+        except LabError as exc:
+            if dd.world <= 1:
+                raise
+            error = (start, str(exc))  # every rank raises the earliest one after the merge
+            break
+        found.append(BatchResult(start, fooled, norms, list(attack.notes)))
         if bar is not None:
             bar.update(len(b))
-    return fooled, norms
+    fooled_all, norms_all, attack.notes = merge_batches(found, error, len(idx), x.device, dd, bar)
+    return fooled_all, norms_all

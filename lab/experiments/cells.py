@@ -7,12 +7,14 @@ which alone writes the store (:mod:`lab.experiments.sweep`).
 
 * ``train``: :func:`lab.training.loop.train` of the resolved recipe into the work folder;
   a work folder that already holds a training state (a cell interrupted mid-training) is
-  resumed from its last finished epoch. Values: ``test_acc``, ``train_seconds``.
+  resumed from its last finished epoch. Values: ``test_acc``, ``train_seconds``; the result
+  keeps the catastrophic-overfitting guard's events (a rollback, a stop).
 * ``run``: an existing run, checked and read; values: ``test_acc`` from its record.
 * ``evaluate``: :func:`lab.runs.evaluate.evaluate_plan` on the model cell's checkpoint,
   ``report.json`` in the work folder. Values: ``clean_accuracy``, per radius
   ``robust_accuracy`` (the per-image worst case over every attack and threat row) and each
-  row's own ``robust_accuracy[<row>]``, ``masking_failed`` (the number of failed checks).
+  row's own ``robust_accuracy[<row>]``, ``masking_failed`` (the number of failed checks),
+  ``upper_bound_only`` (1 when only weak attacks ran).
 * ``explain``: :func:`explain.quality.quality_table` for one method on the first ``n`` test
   images, ``quality.json`` and the clean maps (``maps.npy``, [N, 1 or C, H, W]). Values:
   ``deletion_auc``, ``insertion_auc``, the random map's, ``infidelity``, ``sensitivity``,
@@ -21,6 +23,7 @@ which alone writes the store (:mod:`lab.experiments.sweep`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -103,8 +106,10 @@ def _train(cell: Mapping[str, Any], where: Where) -> tuple[dict[str, Any], list[
     res = train(cfg if not resume else None, where.work, resume=resume, overrides=tuple(overrides),
                 progress=where.progress)  # fmt: skip
     m = res.metrics
+    record = json.loads((where.work / "model.json").read_text(encoding="utf-8"))
     result = {"test_acc": m.get("test_acc"), "epochs": len(res.history), "wall_time_s": res.wall_time_s,
-              "device": str(next(res.model.parameters()).device), "resumed": resume}  # fmt: skip
+              "device": str(next(res.model.parameters()).device), "resumed": resume,
+              "guard_events": (record.get("defense") or {}).get("guard_events", [])}  # fmt: skip
     return result, [("test_acc", None, m.get("test_acc")), ("train_seconds", None, res.wall_time_s)]
 
 
@@ -135,6 +140,7 @@ def _evaluate(cell: Mapping[str, Any], where: Where) -> tuple[dict[str, Any], li
         values.append(("robust_accuracy", r.eps, r.robust_accuracy))
         values += [(f"robust_accuracy[{row}]", r.eps, acc) for row, acc in r.rows.items()] if len(r.rows) > 1 else []
     values.append(("masking_failed", None, float(len(report.failed_checks))))
+    values.append(("upper_bound_only", None, float(bool(report.headline.get("upper_bound_only")))))
     values.append(("eval_seconds", None, report.seconds))
     result = {"clean_accuracy": report.clean_accuracy, "n": report.n, "headline": report.headline,
               "checks": {c.name: c.status for c in report.checks}, "warnings": report.warnings,

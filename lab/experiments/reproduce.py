@@ -103,6 +103,8 @@ class ReproRow:
     published: float | None
     published_n: int | None
     published_model: str
+    #: what the catastrophic-overfitting guard did in training (a rollback, a stop), in words
+    training_note: str = ""
 
 
 def reproduce_rows(bench: Benchmark, folder: str | os.PathLike[str]) -> list[ReproRow]:
@@ -119,6 +121,7 @@ def reproduce_rows(bench: Benchmark, folder: str | os.PathLike[str]) -> list[Rep
             return None
 
         n_eval = next((r for r in mine if r["kind"] == "evaluate"), None)
+        train_cell = next((r for r in mine if r["kind"] == "train"), None)
         pub = m.get("published") or {}
         out.append(ReproRow(
             name=m["name"], title=str(m.get("title", m["name"])), clean=one("clean_accuracy"),
@@ -126,6 +129,7 @@ def reproduce_rows(bench: Benchmark, folder: str | os.PathLike[str]) -> list[Rep
             train_seconds=one("train_seconds"), eval_seconds=one("eval_seconds"), test_acc=one("test_acc"),
             masking_failed=int(v) if (v := one("masking_failed")) is not None else None,
             published=pub.get("autoattack"), published_n=pub.get("n"), published_model=str(pub.get("model", "")),
+            training_note=_guard_note(folder, train_cell["cell"]) if train_cell else "",
         ))  # fmt: skip
     return out
 
@@ -135,3 +139,12 @@ def _eval_n(folder: str | os.PathLike[str], key: str) -> int | None:
         row = store.cell(key)
     n = row.result.get("n") if row else None
     return int(n) if n is not None else None
+
+
+def _guard_note(folder: str | os.PathLike[str], key: str) -> str:
+    with Store(Path(folder)) as store:
+        row = store.cell(key)
+    events = (row.result.get("guard_events") or []) if row else []
+    return "; ".join(f"the catastrophic-overfitting guard {'stopped' if e.get('action') == 'stop' else 'rolled back'} "
+                     f"training at epoch {e.get('epoch')} (PGD accuracy {100 * float(e.get('pgd_acc', 0)):.1f}%)"
+                     for e in events)  # fmt: skip

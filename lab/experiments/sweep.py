@@ -81,6 +81,9 @@ def sweep_lock(folder: Path) -> Iterator[None]:
         fh.write(str(os.getpid()))
         fh.flush()
         yield
+        fh.seek(0)
+        fh.truncate()  # no driver now
+        fh.flush()
     finally:
         fh.close()
 
@@ -231,9 +234,10 @@ class SweepStatus:
     seconds_done: float
     estimate_left: float | None
     others: int = 0  # cells of earlier grids kept in the store
+    driver_pid: int | None = None  # the `lab sweep run` working on it now, or None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "counts": self.counts, "seconds_done": self.seconds_done,
+        return {"name": self.name, "counts": self.counts, "seconds_done": self.seconds_done, "driver_pid": self.driver_pid,
                 "estimate_left_s": self.estimate_left, "cells_of_earlier_grids": self.others,
                 "cells": [{"key": c.key, "kind": c.kind, "label": c.label, "status": c.status, "seconds": c.seconds,
                            "error": c.error, "attempts": c.attempts} for c in self.cells]}  # fmt: skip
@@ -243,6 +247,23 @@ def grid_keys(store: Store) -> list[str]:
     """The keys of the grid the store last ran (every cell when it recorded none)."""
     text = store.meta("grid")
     return json.loads(text) if text else [c.key for c in store.cells()]
+
+
+def driver_pid(folder: str | os.PathLike[str]) -> int | None:
+    """The pid of the live driver of the sweep in ``folder`` (the one the lock file names,
+    if that process is alive), or None."""
+    try:
+        text = (Path(folder) / ".lock").read_text().strip()
+        pid = int(text)
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    return pid
 
 
 def sweep_status(folder: str | os.PathLike[str]) -> SweepStatus:
@@ -275,4 +296,5 @@ def sweep_status(folder: str | os.PathLike[str]) -> SweepStatus:
             continue
         left += max(0.0, mean - (now - r.started)) if r.status == "running" and r.started else mean
     return SweepStatus(name=name, cells=rows, counts=counts, seconds_done=round(seconds_done, 1),
-                       estimate_left=round(left, 1) if known else None, others=total - len(rows))  # fmt: skip
+                       estimate_left=round(left, 1) if known else None, others=total - len(rows),
+                       driver_pid=driver_pid(folder))  # fmt: skip

@@ -58,11 +58,14 @@ class SweepTable:
     cells: dict[tuple[Any, Any], Stat]
     where: dict[str, str] = field(default_factory=dict)
     over: str = "seed"
+    #: what the numbers must be read with: evaluations whose gradient-masking checks failed,
+    #: robust accuracies from weak attacks only (upper bounds)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric, "rows": self.rows, "cols": self.cols, "where": self.where, "over": self.over,
-            "row_labels": self.row_labels, "col_labels": self.col_labels,
+            "row_labels": self.row_labels, "col_labels": self.col_labels, "warnings": self.warnings,
             "cells": [{self.rows: r, self.cols: c, "mean": s.mean, "std": s.std, "n": s.n, "values": list(s.values)}
                       for (r, c), s in self.cells.items()],
         }  # fmt: skip
@@ -151,7 +154,24 @@ def sweep_table(folder: str | os.PathLike[str], metric: str = "robust_accuracy",
     cells = {k: stat([m["value"] for m in sorted(groups[k], key=lambda m: _sort_key(m.get("seed")))])
              for k in sorted(groups, key=lambda k: order[k])}  # fmt: skip
     return SweepTable(metric=metric, rows=rows, cols=cols, row_labels=row_labels, col_labels=col_labels, cells=cells,
-                      where=where)  # fmt: skip
+                      where=where, warnings=_warnings(recs, {r["cell"] for r in chosen}))  # fmt: skip
+
+
+def _warnings(recs: Sequence[Mapping[str, Any]], cells: set[str]) -> list[str]:
+    """The evaluation cells among ``cells`` whose checks failed, or whose attacks were all weak."""
+    flags: dict[str, list[str]] = {"masking_failed": [], "upper_bound_only": []}
+    for r in recs:
+        if r["cell"] in cells and r["metric"] in flags and r["value"]:
+            flags[r["metric"]].append(r["label"])
+    out = []
+    if flags["masking_failed"]:
+        out.append(f"gradient-masking checks FAILED in {len(flags['masking_failed'])} evaluation(s) "
+                   f"({', '.join(flags['masking_failed'])}): their robust accuracies are not trustworthy; see each "
+                   "cell's report.json")  # fmt: skip
+    if flags["upper_bound_only"]:
+        out.append(f"{len(flags['upper_bound_only'])} evaluation(s) ran weak attacks only (an upper bound; run the "
+                   "standard or autoattack suite)")  # fmt: skip
+    return out
 
 
 def series(folder: str | os.PathLike[str], metric: str, *, by: str = "model", x: str = "eps",

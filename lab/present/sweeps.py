@@ -65,6 +65,9 @@ def table_markdown(t: SweepTable) -> str:
     for r in t.row_labels:
         row = [_label(t.rows, r)] + [stat_text(t.cells.get((r, c)), t.metric) for c in t.col_labels]
         lines.append("| " + " | ".join(row) + " |")
+    if t.warnings:
+        lines.append("")
+        lines += [f"warning: {w}" for w in t.warnings]
     return "\n".join(lines)
 
 
@@ -103,6 +106,12 @@ def status_lines(st: SweepStatus, *, cells: bool = False) -> list[str]:
              f"time in finished cells {_duration(st.seconds_done)}; estimated left {_duration(st.estimate_left)}"
              + (" (from the finished cells of the same kind and model, else kind)" if st.estimate_left is not None else
                 " (no finished cell of some kind to estimate from)")]  # fmt: skip
+    if st.driver_pid is not None:
+        lines.append(f"`lab sweep run` is working on it (pid {st.driver_pid})")
+    elif c["running"] or c["pending"]:
+        lines.append("no `lab sweep run` is working on it: "
+                     + (f"{c['running']} interrupted cell(s) and " if c["running"] else "")
+                     + f"{c['pending']} pending cell(s) run at the next `lab sweep run`")  # fmt: skip
     if st.others:
         lines.append(f"{st.others} cell(s) of earlier grids are kept in the store")
     failed = [r for r in st.cells if r.status == "failed"]
@@ -256,6 +265,7 @@ def reproduce_markdown(bench: Benchmark, rows: list[ReproRow], budget: str, seco
         lines.append("| " + " | ".join([r.title, _p(r.clean), lab_aa, pub, diff, _duration(r.train_seconds),
                                         _duration(r.eval_seconds), checks]) + " |")  # fmt: skip
     lines.append("")
+    lines += [f"{r.title}: {r.training_note}." for r in rows if r.training_note]
     if bench.source:
         lines.append(f"Published: {bench.source}; each on the authors' own model and {rows[0].published_n or 10000:,} "
                      "test images where given. The lab's rows are its own recipes, trained here.")  # fmt: skip

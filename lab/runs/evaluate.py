@@ -7,7 +7,8 @@ Two steps, so that a bad request fails before anything is loaded:
 * :func:`evaluate_plan` runs it on a checkpoint: the default epsilon for the data when none
   was given (:func:`lab.core.epsilon.default_eps`), the first ``n`` test images from
   ``offset`` (verified to be the data the model was trained on), then
-  :func:`lab.evaluation.engine.evaluate`, recording the model and the data indices in the report.
+  :func:`lab.evaluation.engine.evaluate`, recording the model and the data indices in the report;
+  under ``torchrun`` (``ranks``) split across the ranks, with one process's result.
 
 ``evaluate_checkpoint(load_model("runs/x"), suite="quick", eps=[0, 0.1, 0.3])`` does both.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from lab.core.distributed import Dist
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
 from lab.data.pixels import to_float
@@ -100,10 +102,14 @@ def evaluate_plan(
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     precision: str | None = None,
+    ranks: Dist | None = None,
 ) -> RobustnessReport:
     """Run ``plan`` on ``checkpoint`` (a :class:`lab.training.checkpoint.Checkpoint`) with test
     images ``offset .. offset+n-1`` of its dataset; ``batch_size`` and ``probe_n`` are checked
-    before any data is loaded. Returns a :class:`lab.evaluation.report.RobustnessReport`.
+    before any data is loaded. ``ranks``: under ``torchrun`` (after
+    :func:`lab.core.distributed.join`), every rank calls this alike, attacks its share of the
+    images and returns the whole report, equal to one process's. Returns a
+    :class:`lab.evaluation.report.RobustnessReport`.
     """
     info = checkpoint.info
     eps_list = list(plan.eps) if plan.eps is not None else [default_eps(info, plan.norm)]
@@ -128,7 +134,7 @@ def evaluate_plan(
     }
     report = evaluate(checkpoint.model, x, y, list(plan.specs), eps_list, norm=plan.norm, batch_size=batch_size,
                       suite=plan.suite, checks=checks, probe_n=probe_n, progress=progress, model_meta=meta,
-                      precision=precision)  # fmt: skip
+                      precision=precision, ranks=ranks)  # fmt: skip
     report.meta["data"] = {k: v for k, v in samples.source.items() if k != "from"}
     report.meta["data"]["source"] = samples.source.get("from")
     report.meta["eps_given"] = plan.eps is not None

@@ -19,8 +19,9 @@ to (or stops at) the best epoch on a collapse, saying so in the log and the chec
 Every completed epoch is committed atomically to ``train_state.safetensors`` (weights,
 optimizer, RNG, history) and ``model.safetensors``; ``resume=True`` continues from there
 (:mod:`lab.training.state`). Under ``torchrun`` it runs DistributedDataParallel (NCCL on
-GPUs, gloo on CPU; :mod:`lab.training.distributed`); rank 0 writes the files. The device,
-the data, the model and its defense are set up by :mod:`lab.training.setup`.
+GPUs, gloo on CPU; :mod:`lab.core.distributed`, :mod:`lab.training.distributed`); rank 0
+writes the files. The device, the data, the model and its defense are set up by
+:mod:`lab.training.setup`.
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ from tqdm.auto import tqdm
 
 from defenses import CollapseGuard, Defense
 from defenses.denoisers.training import DenoiserTraining
+from lab.core.distributed import Dist, barrier, dist_from_env, leave, mean_over_ranks, sum_over_ranks
 from lab.core.runtime import autocast, pick_dtype, seed_everything, set_threads
 from lab.data.device import DeviceData
 from lab.models import LabModel
 from lab.models.predict import accuracy
 from lab.training.config import RunConfig
-from lab.training.distributed import Dist, barrier, data_parallel, dist_from_env, leave, mean_over_ranks, sum_over_ranks
+from lab.training.distributed import data_parallel
 from lab.training.schedule import lr_at
 from lab.training.setup import load_data, make_optimizer, model_and_defense, model_info, place, training_device
 from lab.training.state import Resumed, RunWriter, load_resumed, open_run, restore_state, snapshot

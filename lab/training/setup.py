@@ -10,19 +10,18 @@ from torch import nn
 from defenses import CollapseGuard, Defense, build_defense, build_guard
 from defenses.denoisers import wrap
 from defenses.denoisers.training import DenoiserTraining
-from lab.core.runtime import pick_device
+from lab.core.distributed import Dist, join
 from lab.data import Dataset, load_dataset
 from lab.data.device import DeviceData
 from lab.models import LabModel, ModelInfo, build_model
 from lab.training.config import RunConfig
-from lab.training.distributed import Dist, join
 from lab.training.recipes import load_classifier
 
 
 def training_device(device_name: str, dd: Dist) -> torch.device:
     """The device this process trains on (``cuda:LOCAL_RANK`` under ``torchrun``), with the
     CUDA speed flags set: cuDNN autotuning and TF32 matmuls/convolutions."""
-    device = join(dd, device_name) if dd.world > 1 else pick_device(device_name)
+    device = join(dd, device_name)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True

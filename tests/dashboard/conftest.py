@@ -1,7 +1,11 @@
 """A tiny runs folder for the dashboard's tests: real models trained for seconds on MNIST,
-a corrupt checkpoint, a robustness report and an explanation report."""
+a corrupt checkpoint, a robustness report and an explanation report; and a tiny finished
+sweep for the Experiments page."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import pytest
 from dash_helpers import ROOT, DashRuns, tiny_denoiser, tiny_train
@@ -58,3 +62,13 @@ def app_env(dash_runs: DashRuns, monkeypatch: pytest.MonkeyPatch) -> DashRuns:
     monkeypatch.setenv("LAB_RUNS_DIR", str(dash_runs.root))
     monkeypatch.chdir(ROOT)
     return dash_runs
+
+
+@pytest.fixture(scope="session")
+def dash_sweeps(finished_sweep: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sweeps folder holding ``tiny``: a copy of the session's finished sweep (two Fashion-MNIST
+    models, standard and FGSM-RS, x two seeds, each evaluated with the quick suite and
+    explained with saliency: 12 cells; tests/conftest.py)."""
+    base = tmp_path_factory.mktemp("dash_sweeps")
+    shutil.copytree(finished_sweep[1], base / "sweeps" / "tiny")
+    return base / "sweeps"

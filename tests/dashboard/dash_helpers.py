@@ -12,6 +12,7 @@ from PIL import Image
 from lab.core.errors import LabError
 from lab.training.config import from_dict
 from lab.training.loop import train
+from tests.experiments.sweep_helpers import tiny_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
@@ -70,3 +71,9 @@ def tiny_denoiser(out: Path, classifier: Path) -> Path | None:
     except LabError:  # an older lab without the [denoiser] recipe section
         return None
     return out
+
+
+def small_sweep(folder: Path, seeds: tuple[int, ...] = (0, 1)) -> Path:
+    """The Experiments page's sweep file: the session's tiny sweep (tests/conftest.py's
+    ``finished_sweep``) with these seeds, so its cells share the session sweep's keys."""
+    return tiny_sweep(folder, seeds=seeds, explain=("saliency",))

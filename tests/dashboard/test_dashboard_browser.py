@@ -1,6 +1,7 @@
 """The dashboard in a real browser: ``streamlit run app.py`` on localhost (a free port, a
 tiny runs folder), Debian's chromium driven by Playwright; the epsilon slider is moved
 with the keyboard and the adversarial prediction shown must change. Saves a screenshot.
+And the Experiments page follows a sweep while it runs, and stops refreshing when it is done.
 
 Skipped, saying why, when there is no chromium binary (``apt-get install chromium``, which
 ``make system-data`` does as root on Debian) or no Playwright (the ``dev`` extras).
@@ -8,7 +9,9 @@ Skipped, saying why, when there is no chromium binary (``apt-get install chromiu
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,8 @@ import pytest
 from dash_helpers import DashRuns, threads_env
 
 from lab.dashboard import serve
+from lab.dashboard.sweep_folders import REFRESH_S
+from lab.experiments.store import Store
 
 CHROMIUM = serve.find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium, "
@@ -95,3 +100,43 @@ def test_moving_the_epsilon_slider_changes_the_adversarial_prediction(dashboard:
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()
+
+
+def test_the_experiments_page_follows_a_running_sweep_and_stops_when_it_is_complete(
+    dash_sweeps: Path, tmp_path: Path
+) -> None:
+    """The refresh AppTest cannot see: a cell that a driver marks running, then finishes, shows
+    on the open page within seconds; once the sweep is complete the page stops refreshing."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])")
+    folder = tmp_path / "sweeps" / "tiny"
+    shutil.copytree(dash_sweeps / "tiny", folder)
+    with Store(folder) as store:  # what a driver does around one cell
+        first, second = [c for c in store.cells() if c.kind == "evaluate"][:2]
+        values = [(v.metric, v.eps, v.value) for v in store.values([first.key])]
+        store.mark_running(first.key, "test")
+    (folder / ".lock").write_text(str(os.getpid()))  # a live driver (this process): the page refreshes fast
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    proc, url = serve.start(tmp_path / "runs", env=dict(threads_env(), LAB_SWEEPS_DIR=str(folder.parent)), log=log)
+    try:
+        assert serve.wait_healthy(proc, url, timeout=60, poll=0.2), (tmp_path / "streamlit.log").read_text()[-3000:]
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                page.goto(f"{url}/experiments")
+                wait_for(page, lambda m: m.get("Running") == "1" and m.get("Done") == "11/12", "the running cell")
+                with Store(folder) as store:
+                    store.finish(first.key, first.result, values, first.seconds or 1.0)
+                wait_for(page, lambda m: m.get("Running") == "0" and m.get("Done") == "12/12", "the refresh",
+                         timeout=4 * REFRESH_S + 10)  # fmt: skip
+                page.get_by_text("The sweep is complete.").wait_for(timeout=10_000)
+                with Store(folder) as store:  # the page no longer refreshes: it does not see this
+                    store.mark_running(second.key, "test")
+                page.wait_for_timeout(int(3 * REFRESH_S * 1000))
+                assert metric_values(page).get("Running") == "0"
+                assert page.locator('[data-testid="stException"]').count() == 0
+            finally:
+                browser.close()
+    finally:
+        serve.stop(proc)
+        log.close()

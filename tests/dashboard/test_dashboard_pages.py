@@ -173,7 +173,10 @@ def test_compare_page_attacks_each_model_and_plots_their_reports(app_env: DashRu
     if app_env.denoised is not None:  # a standard, a hardened and a denoised model by default
         assert str(app_env.denoised) in chosen
         assert "per image over every attack of all 3 threat rows" in " ".join(map(str, summary["headline"]))
-    assert all("L-inf 0.300" in c for c in texts(at, "caption") if c.startswith("clean:"))
+    # each perturbation is inside the 0.3 ball and near its edge: PGD may stop at its random
+    # start, whose largest pixel of 784 is 0.299 or 0.300 (not always 0.300)
+    linf = [float(c.split("L-inf ")[1].split(",")[0]) for c in texts(at, "caption") if c.startswith("clean:")]
+    assert len(linf) == len(chosen) and all(0.29 <= v <= 0.3 for v in linf), linf
     at.slider(key="cmp_eps_linf_auto").set_value(0.0).run()
     no_exception(at)
     norms = [c for c in texts(at, "caption") if c.startswith("clean:")]

@@ -4,6 +4,7 @@ growing, failures, the lock, tables and plots, and `lab sweep` through its real 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -22,15 +23,10 @@ from lab.present.sweeps import save_plot, table_csv, table_markdown
 from tests.cli_helpers import ROOT, assert_user_error, run_lab
 
 
-@pytest.fixture(scope="module")
-def done_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A finished two-model, two-seed sweep with one explanation method: (sweep file, folder)."""
-    base = tmp_path_factory.mktemp("sweep")
-    spec = tiny_sweep(base, seeds=(0, 1), explain=("saliency",))
-    out = base / "out"
-    res = run_sweep(load_spec(spec), out, progress=False)
-    assert not res.failed and not res.blocked
-    return spec, out
+@pytest.fixture
+def done_sweep(finished_sweep: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The session's finished sweep (two models x two seeds, saliency): (sweep file, folder)."""
+    return finished_sweep
 
 
 # ---------------------------------------------------------------- the plan
@@ -144,7 +140,9 @@ def test_running_again_skips_what_is_done(done_sweep: tuple[Path, Path]) -> None
 
 
 def test_a_grown_grid_keeps_its_old_cells(done_sweep: tuple[Path, Path], tmp_path: Path) -> None:
-    spec, out = done_sweep
+    _, original = done_sweep
+    out = tmp_path / "copy"
+    shutil.copytree(original, out)  # the session's sweep stays as it is
     before = {r.key: r.finished for r in sweep_status(out).cells}
     grown = tiny_sweep(tmp_path, seeds=(0, 1), explain=("saliency",), eps=(0.0, 0.05, 0.1, 0.2))
     res = run_sweep(load_spec(grown), out, progress=False, max_cells=0)  # plan only
@@ -155,7 +153,6 @@ def test_a_grown_grid_keeps_its_old_cells(done_sweep: tuple[Path, Path], tmp_pat
     new_evals = [r for k, r in rows.items() if k not in before]
     assert len(new_evals) == 4 and {r.kind for r in new_evals} == {"evaluate"}
     assert sweep_status(out).others == 4  # the old evaluations: kept, not part of the new grid
-    run_sweep(load_spec(spec), out, progress=False, max_cells=0)  # back to the original grid
 
 
 def test_a_failed_cell_is_recorded_and_retried_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -212,6 +209,9 @@ def test_the_table_is_the_mean_and_std_over_seeds(done_sweep: tuple[Path, Path])
         assert s.std == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
     md = table_markdown(t)
     assert "| model \\ eps | 0 | 0.05 | 0.1 |" in md and "±" in md
+    # the quick suite is weak attacks only: the table says its numbers are upper bounds
+    assert len(t.warnings) == 1 and "4 evaluation(s) ran weak attacks only" in t.warnings[0]
+    assert "warning: 4 evaluation(s) ran weak attacks only" in md
     assert table_csv(t).splitlines()[0] == "model,eps,metric,mean,std,n"
     by_seed = sweep_table(out, "test_acc", rows="model", cols="seed")
     assert all(s.n == 1 for s in by_seed.cells.values()) and by_seed.col_labels == [0, 1]
@@ -273,3 +273,23 @@ def test_bad_sweep_input_is_one_sentence_and_exit_2(args: tuple[str, ...], fragm
     args = tuple(str(out) if a == "SWEEP" else str(spec) if a == "SPEC" else a for a in args)
     assert_user_error(run_lab(*args), fragment)
     assert sweep_status(out).counts["done"] == 12 and (out / "store.sqlite").stat().st_size >= len(before) // 2
+
+
+def test_a_denoiser_is_trained_after_its_classifier_and_evaluated_as_one_model(tmp_path: Path) -> None:
+    extra = ('\n[[model]]\nname = "squeezed"\nrecipe = "' + str(ROOT / "configs" / "mnist_bit_depth.toml") + '"\n'
+             'set = { "data.dataset" = "fashion-mnist", "denoiser.bits" = 2, "runtime.precision" = "fp32" }\n'
+             'classifier = "standard"\n')  # fmt: skip
+    spec = load_spec(tiny_sweep(tmp_path, models=("standard",), eps=(0.0, 0.1), extra=extra))
+    cells = plan(spec)
+    by_label = {c.label: c for c in cells}
+    squeezed = by_label["train squeezed seed=0"]
+    assert squeezed.deps == (by_label["train standard seed=0"].key,)
+    assert squeezed.settings["recipe"]["denoiser"]["classifier"] == "@" + squeezed.deps[0]
+    res = run_sweep(spec, tmp_path / "out", progress=False)
+    assert not res.failed and len(res.ran) == 4
+    t = sweep_table(tmp_path / "out", "robust_accuracy", rows="model", cols="eps")
+    assert t.row_labels == ["standard", "squeezed"]
+    rows = sweep_table(tmp_path / "out", "robust_accuracy[white-box]", rows="model", cols="eps")
+    assert rows.row_labels == ["squeezed"]  # a defended model's threat rows are kept beside the worst case
+    for (model, eps), s in rows.cells.items():
+        assert s.mean is not None and s.mean >= t.cells[(model, eps)].mean  # type: ignore[operator]

@@ -16,4 +16,5 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("compare.py", "Compare models", ":material/compare:"),
     ("reports.py", "Reports", ":material/analytics:"),
     ("models.py", "Models", ":material/model_training:"),
+    ("experiments.py", "Experiments", ":material/grid_view:"),
 )
