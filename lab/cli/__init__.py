@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,10 @@ COMMANDS = {name: f"lab.cli.{name}" for name in ("train", "eval", "attack", "exp
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started in the background by a shell without job control (`cmd &` in a script), which
+        # ignores SIGINT: Ctrl-C and the dashboard's Stop would then not interrupt a training
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else logging.INFO

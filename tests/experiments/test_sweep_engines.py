@@ -7,7 +7,9 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -28,8 +30,12 @@ def tables(folder: Path) -> dict[str, dict]:
     return {m: sweep_table(folder, m, rows="model", cols=cols).to_dict() for m, cols in METRICS}
 
 
-def test_ray_and_worker_processes_give_the_local_engines_table(tmp_path: Path) -> None:
+def test_ray_and_worker_processes_give_the_local_engines_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:  # fmt: skip
     pytest.importorskip("ray")
+    # Spawned workers re-run the parent's __main__ file; Streamlit's AppTest (earlier in the
+    # suite) leaves its own script there. A plain __main__, as under `lab` or a notebook:
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     spec = load_spec(tiny_sweep(tmp_path, seeds=(0, 1)))
     local = run_sweep(spec, tmp_path / "local", engine=InProcess(progress=False, threads=1), progress=False)
     workers = run_sweep(spec, tmp_path / "workers", engine=Workers(2, threads=1), progress=False)
