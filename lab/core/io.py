@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder, so that a rename in it survives a crash (no-op where folders have no fd)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -54,7 +55,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

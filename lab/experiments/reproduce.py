@@ -110,6 +110,8 @@ class ReproRow:
 def reproduce_rows(bench: Benchmark, folder: str | os.PathLike[str]) -> list[ReproRow]:
     """The comparison, read from the sweep's store in ``folder``."""
     recs = records(folder)
+    with Store(Path(folder)) as store:
+        results = {r.key: r.result for r in store.cells()}
     out = []
     for m in bench.models:
         mine = [r for r in recs if r.get("model") == m["name"]]
@@ -125,26 +127,22 @@ def reproduce_rows(bench: Benchmark, folder: str | os.PathLike[str]) -> list[Rep
         pub = m.get("published") or {}
         out.append(ReproRow(
             name=m["name"], title=str(m.get("title", m["name"])), clean=one("clean_accuracy"),
-            autoattack=one("robust_accuracy", bench.eps), n=_eval_n(folder, n_eval["cell"]) if n_eval else None,
+            autoattack=one("robust_accuracy", bench.eps), n=_eval_n(results.get(n_eval["cell"], {})) if n_eval else None,
             train_seconds=one("train_seconds"), eval_seconds=one("eval_seconds"), test_acc=one("test_acc"),
             masking_failed=int(v) if (v := one("masking_failed")) is not None else None,
             published=pub.get("autoattack"), published_n=pub.get("n"), published_model=str(pub.get("model", "")),
-            training_note=_guard_note(folder, train_cell["cell"]) if train_cell else "",
+            training_note=_guard_note(results.get(train_cell["cell"], {})) if train_cell else "",
         ))  # fmt: skip
     return out
 
 
-def _eval_n(folder: str | os.PathLike[str], key: str) -> int | None:
-    with Store(Path(folder)) as store:
-        row = store.cell(key)
-    n = row.result.get("n") if row else None
+def _eval_n(result: dict[str, Any]) -> int | None:
+    n = result.get("n")
     return int(n) if n is not None else None
 
 
-def _guard_note(folder: str | os.PathLike[str], key: str) -> str:
-    with Store(Path(folder)) as store:
-        row = store.cell(key)
-    events = (row.result.get("guard_events") or []) if row else []
+def _guard_note(result: dict[str, Any]) -> str:
+    events = result.get("guard_events") or []
     return "; ".join(f"the catastrophic-overfitting guard {'stopped' if e.get('action') == 'stop' else 'rolled back'} "
                      f"training at epoch {e.get('epoch')} (PGD accuracy {100 * float(e.get('pgd_acc', 0)):.1f}%)"
                      for e in events)  # fmt: skip

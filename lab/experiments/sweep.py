@@ -34,7 +34,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from lab.core.errors import LabError
-from lab.core.io import atomic_write_bytes
+from lab.core.io import atomic_write_bytes, fsync_dir
 from lab.experiments.cells import Outcome, model_folder
 from lab.experiments.engines import InProcess
 from lab.experiments.graph import plan
@@ -209,18 +209,10 @@ def _finish(store: Store, out: Path, cell: Cell, fut: cf.Future[Outcome], second
         return "failed"
     final = cell_dir(out, cell.key)
     os.replace(work, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     store.finish(cell.key, outcome.result, outcome.values, outcome.seconds)
     result.ran.append(cell.key)
     return "done"
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- status
