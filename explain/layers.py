@@ -1,8 +1,14 @@
 """Which layer a layer method (Grad-CAM, Guided Grad-CAM) looks at.
 
 Each registered architecture names its default as a class attribute,
-``default_layer`` (:class:`lab.models.registry.Net`): its last convolutional layer or block
-whose output is still spatial. Users name another one by its module path
+``default_layer`` (:class:`lab.models.registry.Net`): the rectified output (the ReLU) of its
+last convolutional layer or block, still spatial, which is the layer the Grad-CAM paper
+uses. (The convolution before its ReLU gives blank maps for many images: its activations
+are signed, and the weighted sum is negative everywhere whenever the channels the class
+needs are switched off. On a briefly trained SmallCNN that was most of the first 200 MNIST
+test images; on the rectified output, a few percent; tests/explain/test_gradcam_not_blank.py.)
+An architecture that names none gets the ReLU module right after its last Conv2d, if there
+is one, else that Conv2d. Users name another one by its module path
 (``"net.features.3"``; the ``"net."`` prefix of a :class:`~lab.models.LabModel` may be left
 out). For a denoised model (a denoiser in front of a classifier) the default is the
 classifier's, explained through the whole pipeline.
@@ -21,7 +27,7 @@ def conv_layer_names(model: nn.Module) -> list[str]:
 
 
 def default_layer_name(model: nn.Module) -> str:
-    """The wrapped net's ``default_layer`` (as ``"net.<path>"``), else its last Conv2d."""
+    """The wrapped net's ``default_layer`` (as ``"net.<path>"``), else the ReLU after its last Conv2d, else that Conv2d."""
     net = getattr(model, "net", None)
     layer = getattr(type(net), "default_layer", "") if isinstance(net, nn.Module) else ""
     if layer:
@@ -34,6 +40,12 @@ def default_layer_name(model: nn.Module) -> str:
     convs = conv_layer_names(model)
     if not convs:
         raise LabError("the model has no Conv2d layer; name a spatial layer with layer=...")
+    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    names = [name for name, _ in leaves]
+    if convs[-1] in names:
+        i = names.index(convs[-1])
+        if i + 1 < len(leaves) and isinstance(leaves[i + 1][1], nn.ReLU):
+            return leaves[i + 1][0]  # the rectified output, defined right after the conv
     return convs[-1]
 
 

@@ -12,14 +12,17 @@ import torch
 from attacks import ATTACKS
 from explain.quality import quality_table
 from lab.cli.common import one_eps, print_notes
+from lab.core.epsilon import default_eps, format_eps
 from lab.core.errors import LabError
 from lab.core.io import atomic_write_json
 from lab.core.runtime import pick_device
 from lab.data.pixels import to_float
 from lab.evaluation.report import jsonable
 from lab.present.explanations import explain_summary, write_explain_run
+from lab.present.inside import drift_lines, write_inside
 from lab.runs.attack import resolve_target
 from lab.runs.explain import resolve_methods, run_explain
+from lab.runs.inside import inside_models
 from lab.runs.samples import Samples, from_files, from_test_set
 from lab.training.checkpoint import Checkpoint, load_model
 
@@ -38,6 +41,10 @@ def parse_index_range(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.layers:
+        return _inside(args)
+    if not args.method:
+        raise LabError("lab explain needs --method (e.g. --method ig,gradcam), or --layers to look inside the network")
     methods = resolve_methods(args.method)  # unknown method: fail before loading anything
     if args.image_files and args.images:
         raise LabError("give either --image files or --images START:STOP test images, not both")
@@ -99,3 +106,49 @@ def _explain_metrics(args: argparse.Namespace, ckpts: list[Checkpoint], methods:
                   f"{'PASS' if row['sanity']['passed'] else 'FAIL'} (rho {row['sanity']['final_spearman']:.2f}){extra}")
     atomic_write_json(out / "metrics.json", jsonable({"images": samples.names, "models": tables}))
     print(f"metrics.json -> {out}")
+
+
+def _inside(args: argparse.Namespace) -> int:
+    """``lab explain --layers``: inside the network for one image, per model (see lab.runs.inside)."""
+    if args.method or args.metrics:
+        raise LabError("--layers looks inside the network; it takes no --method or --metrics (run those separately)")
+    attack = args.attack or "pgd"
+    ATTACKS.get(attack)
+    if len(args.image_files) > 1:
+        raise LabError(f"--layers looks at one image, got {len(args.image_files)} --image files")
+    device = pick_device(args.device)
+    runs = [args.model] if args.model else list(args.compare)
+    ckpts = [load_model(r, device) for r in runs]
+    first = ckpts[0].info
+    for c in ckpts[1:]:
+        if tuple(c.info.input_shape) != tuple(first.input_shape):
+            raise LabError(f"{c.path.parent} takes images {tuple(c.info.input_shape)}, not {tuple(first.input_shape)}")
+    eps = one_eps(args.eps, args.norm, "explain") if args.eps is not None else default_eps(first, args.norm)
+    if args.image_files:
+        samples = from_files(args.image_files, first)
+        print_notes(samples)
+    else:
+        start, _ = parse_index_range(args.images or "0:1")
+        for c in ckpts[1:]:
+            if c.info.dataset != first.dataset:
+                raise LabError(f"test images of {first.dataset} cannot go to a model trained on {c.info.dataset}; "
+                               "give --image files")  # fmt: skip
+        samples = from_test_set(first, 1, start, args.data_dir)
+    label = None if samples.y is None else int(samples.y[0])
+    names = [str(c.path.parent.name) for c in ckpts]
+    result = inside_models(ckpts, samples.x[0], label, attack=attack, settings={}, eps=eps, norm=args.norm,
+                           names=names)  # fmt: skip
+    out = Path(args.out) if args.out else ckpts[0].path.parent / "inside"
+    paths = write_inside(result, out)
+    classes = list(first.class_names)
+    print(f"image {samples.names[0]}; {attack} at eps {format_eps(eps)} ({args.norm}), each model attacked on its own")
+    for r in result:
+        o = r.attack.images[0]
+        print(f"  {r.name}: {classes[o.prediction_before]} -> {classes[o.prediction_after]}"
+              f"{' (fooled)' if o.prediction_after != o.prediction_before else ''}")  # fmt: skip
+    print("relative L2 drift between the adversarial and the clean activations, layer by layer:")
+    for line in drift_lines(result):
+        print(f"  {line}")
+    files = [paths["json"], paths["drift"], *paths["maps"], *paths["filters"]]
+    print(f"{', '.join(p.name for p in files)} -> {out}")
+    return 0

@@ -150,8 +150,13 @@ def _add_explain_parser(sub: Any) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--model", help="run folder or model.safetensors")
     g.add_argument("--compare", nargs="+", metavar="RUN", help="several models on the same images (rows by model)")
-    p.add_argument("--method", required=True, help="comma-separated methods, e.g. ig,gradcam,attention "
-                   "(aliases: ig, sg, ixg, gbp, shap)")  # fmt: skip
+    p.add_argument("--method", help="comma-separated methods, e.g. ig,gradcam,attention "
+                   "(aliases: ig, sg, ixg, gbp, shap); required unless --layers")  # fmt: skip
+    p.add_argument("--layers", action="store_true",
+                   help="inside the network instead: for one image (the first of --images, or one --image) and "
+                        "its adversarial version (--attack, default pgd), every layer's feature maps side by side, "
+                        "the relative L2 drift between them layer by layer (one curve per model with --compare) "
+                        "and the first layer's filters; writes layers.json and layers_*.png")  # fmt: skip
     p.add_argument("--images", metavar="START:STOP", help="test-set indices, e.g. 0:16 (default: 0:8)")
     p.add_argument("--image", dest="image_files", action="extend", nargs="+", default=[], metavar="PATH",
                    help="explain these PNG/JPEG files instead of test images")  # fmt: skip

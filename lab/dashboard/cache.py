@@ -29,6 +29,7 @@ from lab.dashboard.sweep_folders import store_key
 from lab.data import load_dataset
 from lab.experiments.sweep import SweepStatus
 from lab.present.sweeps import PLOTS, explain_figure, robust_vs_eps_figure, time_figure, tradeoff_figure
+from lab.runs.inside import InsideRun, inside_models
 from lab.runs.playground import DefenseView, PlaygroundResult, defense_view, playground_step
 from lab.runs.samples import from_test_set
 from lab.training.checkpoint import (
@@ -128,6 +129,22 @@ def defense(path: str | os.PathLike[str], clean: np.ndarray, adversarial: np.nda
     """:func:`lab.runs.playground.defense_view` of the model at ``path``, cached."""
     return _defense(str(path), model_key(path), np.ascontiguousarray(clean), np.ascontiguousarray(adversarial), label,
                     mode, attack, _items(settings), float(eps), norm)  # fmt: skip
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _inside(path: str, key: str, image: np.ndarray, label: int | None, attack: str,
+            settings: tuple[tuple[str, Any], ...], eps: float, norm: str, name: str) -> InsideRun:  # fmt: skip
+    with model_lock(key):
+        (run,) = inside_models([checkpoint(path)], image, label, attack=attack, settings=dict(settings), eps=eps,
+                               norm=norm, names=[name])  # fmt: skip
+    return run
+
+
+def inside(path: str | os.PathLike[str], image: np.ndarray, label: int | None, *, attack: str,
+           settings: Mapping[str, Any], eps: float, norm: str, name: str) -> InsideRun:  # fmt: skip
+    """:func:`lab.runs.inside.inside_models` for the model at ``path`` (attacked on its own), cached."""
+    return _inside(str(path), model_key(path), np.ascontiguousarray(image), label, attack, _items(settings),
+                   float(eps), norm, name)  # fmt: skip
 
 
 def weights_exist(run: str | os.PathLike[str]) -> bool:

@@ -26,7 +26,10 @@ def main(argv: list[str]) -> int:
     with open(job.log, "ab") as log:
         log.write(f"$ {' '.join(job.cmd)}\n".encode())
         log.flush()
-        child = subprocess.Popen(job.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        # the Models page shows the log's last carriage-return segment: keep tqdm's live bar
+        env = {**os.environ, "LAB_PROGRESS": os.environ.get("LAB_PROGRESS", "bar")}
+        child = subprocess.Popen(job.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+                                 env=env)  # fmt: skip
 
         def forward(signum: int, frame: FrameType | None) -> None:
             if child.poll() is None:

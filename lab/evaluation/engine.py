@@ -41,7 +41,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from attacks import ATTACKS, Attack
 from attacks.base import check_inputs
@@ -49,6 +48,7 @@ from defenses.denoisers.wrapper import ThreatRow, threat_rows
 from lab.core.distributed import Dist
 from lab.core.epsilon import check_eps
 from lab.core.errors import LabError
+from lab.core.progress import progress as progress_bar
 from lab.core.runtime import effective_precision
 from lab.core.settings import setting_names
 from lab.evaluation.masking import run_checks
@@ -173,7 +173,7 @@ def evaluate(
     flags: list[str] = []
     nonzero = [e for e in eps_list if e > 0]
     total = sum(int(clean_ok.sum()) for _ in nonzero) * len(specs) * len(threat)
-    bar = tqdm(total=total, desc="attacking", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc="attacking", unit="img", enabled=progress)
     for e in eps_list:
         t_eps = time.perf_counter()
         done: list[AttackResult] = []

@@ -36,11 +36,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from attacks import ATTACKS
 from lab.core.distributed import Dist
 from lab.core.errors import LabError
+from lab.core.progress import progress as progress_bar
 from lab.evaluation.report import MaskingCheck, RobustnessReport
 from lab.evaluation.verify import run_attack_on
 
@@ -119,7 +119,7 @@ def run_checks(model: nn.Module, x_ok: torch.Tensor, y_ok: torch.Tensor, report:
     eps = max(report.eps)
     big = large_eps_value(norm, x)
     ladder = [f * eps for f in MONOTONIC_LADDER]
-    bar = tqdm(total=len(ladder) + 4, desc="masking checks", disable=not progress, leave=False)
+    bar = progress_bar(total=len(ladder) + 4, desc="masking checks", unit="check", enabled=progress)
 
     def acc(name: str, e: float, **settings: Any) -> float:
         if precision is not None and name != "square":

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from lab.core.errors import LabError
 from lab.core.io import atomic_write_bytes, fsync_dir
+from lab.core.progress import progress as progress_bar
 from lab.experiments.cells import Outcome, model_folder
 from lab.experiments.engines import InProcess
 from lab.experiments.graph import plan
@@ -135,7 +134,8 @@ def _drive(store: Store, out: Path, cells: list[Cell], engine: Engine, progress:
     todo = [k for k, s in status.items() if s == "pending"]
     failed_before = {k: rows[k].error or "" for k, s in status.items() if s == "failed"}
     running: dict[cf.Future[Outcome], tuple[str, float]] = {}
-    bar = tqdm(total=len(by_key), initial=len(result.skipped), desc="sweep", unit="cell", disable=not progress)
+    bar = progress_bar(total=len(by_key), initial=len(result.skipped), desc="sweep", unit="cell", enabled=progress,
+                       lines="update", leave=True)
     started = 0
     try:
         while todo or running:
@@ -171,6 +171,7 @@ def _drive(store: Store, out: Path, cells: list[Cell], engine: Engine, progress:
                 status[key] = _finish(store, out, by_key[key], fut, time.perf_counter() - t_start, result)
                 if on_event:
                     on_event(status[key], by_key[key])
+                bar.set_postfix_str(f"{status[key]} {by_key[key].label}", refresh=False)
                 bar.update(1)
     finally:
         bar.close()

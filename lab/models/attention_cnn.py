@@ -48,7 +48,7 @@ def _stage(cin: int, cout: int) -> nn.Sequential:
 class AttentionCNN(Net):
     """Two conv stages (32, 64 channels), each followed by spatial attention and a 2x2 pool."""
 
-    default_layer = "stage2"  # the last conv-bn-relu stage
+    default_layer = "stage2"  # the last conv-bn-relu stage (its output is rectified)
 
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ from lab.models.registry import MODELS, Net
 
 @MODELS.register("fastnet")
 class FastNet(Net):
-    default_layer = "features.2"  # conv 32@4x4 stride 2
+    default_layer = "features.3"  # the rectified output of conv 32@4x4 stride 2
 
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ from lab.models.registry import MODELS, Net
 
 @MODELS.register("lenet5")
 class LeNet5(Net):
-    default_layer = "features.3"  # conv 16@5x5
+    default_layer = "features.4"  # the rectified output of conv 16@5x5, before the pool
 
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()

@@ -36,7 +36,7 @@ class PreActBlock(nn.Module):
 
 @MODELS.register("preact_resnet18")
 class PreActResNet18(Net):
-    default_layer = "layer4"  # the last residual stage
+    default_layer = "relu"  # the rectified output of the last stage (after its BN and ReLU)
 
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()

@@ -24,7 +24,8 @@ class Net(nn.Module):
     #: the registered name (set by ``@MODELS.register``)
     name: ClassVar[str] = ""
     #: module path, inside the net, of the layer a layer method (Grad-CAM) explains by default:
-    #: the last layer or block whose output is still spatial ("": the last Conv2d)
+    #: the rectified output (ReLU) of the last conv layer or block, still spatial ("": the ReLU
+    #: defined right after the last Conv2d, else that Conv2d)
     default_layer: ClassVar[str] = ""
 
 

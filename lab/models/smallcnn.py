@@ -12,7 +12,7 @@ from lab.models.registry import MODELS, Net
 
 @MODELS.register("smallcnn")
 class SmallCNN(Net):
-    default_layer = "features.7"  # last conv (64@3x3), before its ReLU and pool
+    default_layer = "features.8"  # the rectified output of the last conv (64@3x3), before the pool
 
     def __init__(self, in_channels: int, num_classes: int, hw: tuple[int, int]) -> None:
         super().__init__()

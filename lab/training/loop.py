@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +36,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from defenses import CollapseGuard, Defense
 from defenses.denoisers.training import DenoiserTraining
 from lab.core.distributed import Dist, barrier, dist_from_env, leave, mean_over_ranks, sum_over_ranks
+from lab.core.progress import progress as progress_bar
 from lab.core.runtime import autocast, pick_dtype, seed_everything, set_threads
 from lab.data.device import DeviceData
 from lab.models import LabModel
@@ -218,8 +217,8 @@ def _train_epoch(cfg: RunConfig, step_fn: nn.Module, opt: torch.optim.Optimizer,
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
     channels_last = cfg.runtime.channels_last
-    bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
-               disable=not (progress and dd.main), leave=False, mininterval=0.5, file=sys.stderr)  # fmt: skip
+    bar = progress_bar(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
+                       enabled=progress and dd.main, lines="none", mininterval=0.5)  # the epoch's line is logged below
     t0 = time.perf_counter()
     step = epoch * steps_per_epoch
     batches = data.batches(batch, order=order, augment=cfg.data.augment, padding=cfg.data.crop_padding, generator=gen)

@@ -140,3 +140,33 @@ def test_the_experiments_page_follows_a_running_sweep_and_stops_when_it_is_compl
     finally:
         serve.stop(proc)
         log.close()
+
+
+def test_inside_the_network_draws_both_models_curves(dashboard: str, tmp_path: Path) -> None:
+    """The Playground's inside view in a real browser: the toggle opens it, the drift of this
+    model and of the adversarially trained one (the default overlay) are shown, with the figures."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(dashboard)
+            wait_for(page, lambda m: "Adversarial prediction" in m, "the Playground")
+            images_before = page.locator('[data-testid="stImage"]').count()
+            page.get_by_text("Look inside: feature maps and drift layer by layer").click()
+            drift = page.get_by_text(re.compile(r"drift at the input \d"))
+            deadline = time.monotonic() + 90
+            while drift.count() < 2 and time.monotonic() < deadline:
+                page.wait_for_timeout(250)
+            assert drift.count() == 2, "the drift captions of both models did not appear"
+            images = page.locator('[data-testid="stImage"]')
+            while images.count() < images_before + 3 and time.monotonic() < deadline:  # the figures follow
+                page.wait_for_timeout(250)
+            shot = tmp_path / "inside.png"
+            wait_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert images.count() >= images_before + 3, (images_before, images.count())
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()

@@ -102,6 +102,32 @@ def test_playground_defense_toggle_shows_the_defended_prediction(app_env: DashRu
     assert transfer  # both modes render a prediction
 
 
+def test_playground_inside_the_network_overlays_the_robust_model(app_env: DashRuns) -> None:
+    """The inside view: the drift curve of this model and (by default) the adversarially
+    trained one, each attacked on its own; a layer's feature maps; the first layer's filters."""
+    at = open_app()
+    before = len(at.image)
+    at.toggle(key="pg_inside").set_value(True).run()
+    no_exception(at)
+    assert len(at.image) >= before + 3  # the drift curve, the feature maps, the filters
+    assert at.selectbox(key="pg_inside_other").value == str(app_env.hardened)  # the defended model by default
+    drift = [c for c in texts(at, "caption") if "drift at the input" in c]
+    assert len(drift) == 2, drift  # one line per model
+    for line in drift:
+        at_input = float(line.split("drift at the input ")[1].split(",")[0])
+        assert 0 < at_input < 10
+    layers = at.selectbox(key="pg_inside_layer")
+    assert len(layers.options) >= 2 and layers.index == len(layers.options) - 1
+    assert "ReLU" in layers.options[-1]  # FastNet's last spatial layer: its last ReLU
+    layers.select_index(0).run()
+    no_exception(at)
+    picked = at.selectbox(key="pg_inside_layer")
+    assert picked.index == 0 and "Conv2d" in picked.options[0]
+    at.selectbox(key="pg_inside_other").set_value("(none)").run()
+    no_exception(at)
+    assert len([c for c in texts(at, "caption") if "drift at the input" in c]) == 1
+
+
 def test_playground_denoiser_shows_the_denoised_image(app_env: DashRuns) -> None:
     if app_env.denoised is None:
         pytest.skip("the lab has no denoisers yet (defenses.denoisers)")

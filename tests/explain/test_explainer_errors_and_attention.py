@@ -76,7 +76,15 @@ def test_deeplift_explains_the_attention_cnn(attention_model) -> None:
 def test_gradcam_has_a_default_layer_for_every_architecture(arch: str) -> None:
     torch.manual_seed(0)
     m = build_model(info(arch, channels=3, side=32)).eval()
-    resolve_layer(m, None)
+    seen: list[torch.Tensor] = []
+    handle = resolve_layer(m, None).register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+    with torch.no_grad():
+        m(torch.randn(2, 3, 32, 32))
+    handle.remove()
+    # the Grad-CAM paper's layer: the rectified output of the last convolutional block, still spatial
+    (out,) = seen
+    assert out.ndim == 4 and out.shape[2] > 1 and out.shape[3] > 1, out.shape
+    assert (out >= 0).all(), f"{arch}'s default layer is not rectified"
     maps = EXPLAINERS.get("gradcam")()(m, torch.rand(2, 3, 32, 32))
     assert maps.shape == (2, 1, 32, 32) and (maps >= 0).all() and torch.isfinite(maps).all()
 

@@ -16,6 +16,7 @@ from lab.core.text import pct
 from lab.dashboard import cache, settings, widgets
 from lab.dashboard.images import overlay_picture, perturbation_picture, picture
 from lab.dashboard.ui import run_name, show, user_errors
+from lab.present.inside import drift_figure, feature_maps_figure, filters_figure, short_layer
 from lab.present.models import defense_label
 from lab.present.plots import probability_bars
 from lab.present.text import norm_name
@@ -139,6 +140,48 @@ def _defense(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundRes
     st.caption(f"{view.mode} in {view.seconds:.2f} s")
 
 
+def _inside(rows: list[dict[str, Any]], row: dict[str, Any], picked: Any, choice: widgets.AttackChoice,
+            info: Any, root: Any) -> None:  # fmt: skip
+    """Each layer's feature maps for the image and its adversarial version, the drift curve
+    (overlaid with another model's, each attacked on its own) and the first layer's filters."""
+    st.caption("The same attack as above, run through the network layer by layer: the relative L2 distance "
+               "between the adversarial and the clean image's activations at every layer. A model that is not "
+               "robust lets the small input change grow on its way to the logits; an adversarially trained one "
+               "keeps it small.")  # fmt: skip
+    shape = list(info.input_shape)
+    others = [r for r in widgets.readable(rows) if r["path"] != row["path"] and r.get("dataset") == row.get("dataset")]
+    by_path = {r["path"]: r for r in others}
+    robust = [p for p, r in by_path.items() if widgets.is_defended(r)]
+    options = ["(none)", *by_path]
+    default = options.index(robust[0]) if robust else 0
+    other = st.selectbox("Overlay another model", options, index=default, key=f"{KEY}_inside_other",
+                         format_func=lambda p: p if p == "(none)" else widgets.model_label(by_path[p], root))  # fmt: skip
+    runs = [cache.inside(row["path"], picked.image, picked.label, attack=choice.name, settings=choice.settings,
+                         eps=choice.eps, norm=choice.norm, name=run_name(row["path"], root))]  # fmt: skip
+    if other != "(none)":
+        ck = cache.checkpoint(other)
+        if list(ck.info.input_shape) != shape:
+            st.warning(f"{run_name(other, root)} takes images {tuple(ck.info.input_shape)}, not {tuple(shape)}.")
+        else:
+            runs.append(cache.inside(other, picked.image, picked.label, attack=choice.name, settings=choice.settings,
+                                     eps=choice.eps, norm=choice.norm, name=run_name(other, root)))  # fmt: skip
+    st.pyplot(drift_figure(runs))
+    names = list(info.class_names)
+    for r in runs:
+        o = r.attack.images[0]
+        st.caption(f"{r.name}: {names[o.prediction_before]} -> {names[o.prediction_after]}; drift at the input "
+                   f"{float(r.view.input_drift[0]):.3f}, at the logits {float(r.view.drift[-1, 0]):.3f}")  # fmt: skip
+    view = runs[0].view
+    spatial = view.spatial()
+    if spatial:
+        layer = st.selectbox("Feature maps of layer", spatial, index=len(spatial) - 1, key=f"{KEY}_inside_layer",
+                             format_func=lambda i: f"{short_layer(view.layers[i])} ({view.kinds[i]}, "
+                                                   f"{'x'.join(map(str, view.shapes[i]))})")  # fmt: skip
+        st.pyplot(feature_maps_figure(runs[0], layer))
+    if view.filters is not None:
+        st.pyplot(filters_figure(view.filters, runs[0].name))
+
+
 def main() -> None:
     st.title("Playground")
     st.caption("Pick a model and an image, drag epsilon: the perturbation stays small, the prediction does not.")
@@ -170,6 +213,9 @@ def main() -> None:
     right.markdown(_story(res, names, picked.label))
     st.subheader("Explanations, clean and adversarial")
     _explanations(res, names)
+    st.subheader("Inside the network")
+    if st.toggle("Look inside: feature maps and drift layer by layer", key=f"{KEY}_inside"):
+        _inside(rows, row, picked, choice, info, root)
     st.subheader("Defense")
     if st.toggle("Run the image through a defense", key=f"{KEY}_defense"):
         _defense(rows, row, res, choice, picked.label, info, root)
