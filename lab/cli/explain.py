@@ -40,6 +40,22 @@ def parse_index_range(text: str) -> tuple[int, int]:
     return a, b
 
 
+def _samples(args: argparse.Namespace, ckpts: list[Checkpoint], default: str, one: bool = False) -> Samples:
+    """The --image files, or the --images test images (``default`` without; ``one``: the first
+    only), which every model must have been trained on."""
+    first = ckpts[0].info
+    if args.image_files:
+        samples = from_files(args.image_files, first)
+        print_notes(samples)
+        return samples
+    start, stop = parse_index_range(args.images or default)
+    for c in ckpts[1:]:
+        if c.info.dataset != first.dataset:
+            raise LabError(f"test images of {first.dataset} cannot go to a model trained on {c.info.dataset}; "
+                           "give --image files")  # fmt: skip
+    return from_test_set(first, 1 if one else stop - start, start, args.data_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.layers:
         return _inside(args)
@@ -60,16 +76,7 @@ def run(args: argparse.Namespace) -> int:
     ckpts = [load_model(r, device) for r in runs]
     first = ckpts[0].info
     target = resolve_target(first.class_names, args.target) if args.target is not None else None
-    if args.image_files:
-        samples = from_files(args.image_files, first)
-        print_notes(samples)
-    else:
-        start, stop = parse_index_range(args.images or "0:8")
-        for c in ckpts[1:]:
-            if c.info.dataset != first.dataset:
-                raise LabError(f"test images of {first.dataset} cannot go to a model trained on {c.info.dataset}; "
-                               "give --image files")  # fmt: skip
-        samples = from_test_set(first, stop - start, start, args.data_dir)
+    samples = _samples(args, ckpts, "0:8")
     result = run_explain(ckpts, methods, samples.x, samples.y, attack=args.attack, eps=eps, norm=args.norm,
                          target=target, quick=args.quick, names=samples.names, source=samples.source)  # fmt: skip
     out = Path(args.out) if args.out else ckpts[0].path.parent / "explain"
@@ -124,16 +131,7 @@ def _inside(args: argparse.Namespace) -> int:
         if tuple(c.info.input_shape) != tuple(first.input_shape):
             raise LabError(f"{c.path.parent} takes images {tuple(c.info.input_shape)}, not {tuple(first.input_shape)}")
     eps = one_eps(args.eps, args.norm, "explain") if args.eps is not None else default_eps(first, args.norm)
-    if args.image_files:
-        samples = from_files(args.image_files, first)
-        print_notes(samples)
-    else:
-        start, _ = parse_index_range(args.images or "0:1")
-        for c in ckpts[1:]:
-            if c.info.dataset != first.dataset:
-                raise LabError(f"test images of {first.dataset} cannot go to a model trained on {c.info.dataset}; "
-                               "give --image files")  # fmt: skip
-        samples = from_test_set(first, 1, start, args.data_dir)
+    samples = _samples(args, ckpts, "0:1", one=True)
     label = None if samples.y is None else int(samples.y[0])
     names = [str(c.path.parent.name) for c in ckpts]
     result = inside_models(ckpts, samples.x[0], label, attack=attack, settings={}, eps=eps, norm=args.norm,

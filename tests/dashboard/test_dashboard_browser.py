@@ -9,6 +9,7 @@ Skipped, saying why, when there is no chromium binary (``apt-get install chromiu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -43,6 +44,20 @@ def dashboard(dash_runs: DashRuns, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+@contextlib.contextmanager
+def browser_page(url: str) -> Iterator[object]:
+    """A headless chromium page (Playwright) opened on ``url``; closed afterwards."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
 def metric_values(page: object) -> dict[str, str]:
     """Label -> value of every st.metric on the page."""
     out: dict[str, str] = {}
@@ -74,32 +89,25 @@ def wait_idle(page: object, timeout: float = 30.0) -> None:
 
 
 def test_moving_the_epsilon_slider_changes_the_adversarial_prediction(dashboard: str, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(dashboard)
-            first = wait_for(page, lambda m: "Adversarial prediction" in m and "Prediction" in m, "the Playground")
-            assert first["Perturbation L-inf"] == "0.300"
-            slider = page.get_by_role("slider", name=re.compile(r"^Epsilon"))
-            slider.focus()
-            slider.press("Home")  # 0.30 -> 0.00
-            at_zero = wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.000", "epsilon 0")
-            assert at_zero["Adversarial prediction"] == at_zero["Prediction"]
-            slider.press("End")  # -> 0.50
-            strong = wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.500", "epsilon 0.5")
-            assert strong["Adversarial prediction"].split(" (")[0] != at_zero["Adversarial prediction"].split(" (")[0]
-            for _ in range(3):  # arrows move it one 0.01 step each
-                slider.press("ArrowLeft")
-            wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.470", "epsilon 0.47")
-            wait_idle(page)
-            assert page.locator('[data-testid="stException"]').count() == 0
-            shot = tmp_path / "playground.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-        finally:
-            browser.close()
+    with browser_page(dashboard) as page:
+        first = wait_for(page, lambda m: "Adversarial prediction" in m and "Prediction" in m, "the Playground")
+        assert first["Perturbation L-inf"] == "0.300"
+        slider = page.get_by_role("slider", name=re.compile(r"^Epsilon"))
+        slider.focus()
+        slider.press("Home")  # 0.30 -> 0.00
+        at_zero = wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.000", "epsilon 0")
+        assert at_zero["Adversarial prediction"] == at_zero["Prediction"]
+        slider.press("End")  # -> 0.50
+        strong = wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.500", "epsilon 0.5")
+        assert strong["Adversarial prediction"].split(" (")[0] != at_zero["Adversarial prediction"].split(" (")[0]
+        for _ in range(3):  # arrows move it one 0.01 step each
+            slider.press("ArrowLeft")
+        wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.470", "epsilon 0.47")
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        shot = tmp_path / "playground.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
 
 
 def test_the_experiments_page_follows_a_running_sweep_and_stops_when_it_is_complete(
@@ -145,28 +153,21 @@ def test_the_experiments_page_follows_a_running_sweep_and_stops_when_it_is_compl
 def test_inside_the_network_draws_both_models_curves(dashboard: str, tmp_path: Path) -> None:
     """The Playground's inside view in a real browser: the toggle opens it, the drift of this
     model and of the adversarially trained one (the default overlay) are shown, with the figures."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(dashboard)
-            wait_for(page, lambda m: "Adversarial prediction" in m, "the Playground")
-            images_before = page.locator('[data-testid="stImage"]').count()
-            page.get_by_text("Look inside: feature maps and drift layer by layer").click()
-            drift = page.get_by_text(re.compile(r"drift at the input \d"))
-            deadline = time.monotonic() + 90
-            while drift.count() < 2 and time.monotonic() < deadline:
-                page.wait_for_timeout(250)
-            assert drift.count() == 2, "the drift captions of both models did not appear"
-            images = page.locator('[data-testid="stImage"]')
-            while images.count() < images_before + 3 and time.monotonic() < deadline:  # the figures follow
-                page.wait_for_timeout(250)
-            shot = tmp_path / "inside.png"
-            wait_idle(page)
-            assert page.locator('[data-testid="stException"]').count() == 0
-            assert images.count() >= images_before + 3, (images_before, images.count())
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-        finally:
-            browser.close()
+    with browser_page(dashboard) as page:
+        wait_for(page, lambda m: "Adversarial prediction" in m, "the Playground")
+        images_before = page.locator('[data-testid="stImage"]').count()
+        page.get_by_text("Look inside: feature maps and drift layer by layer").click()
+        drift = page.get_by_text(re.compile(r"drift at the input \d"))
+        deadline = time.monotonic() + 90
+        while drift.count() < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        assert drift.count() == 2, "the drift captions of both models did not appear"
+        images = page.locator('[data-testid="stImage"]')
+        while images.count() < images_before + 3 and time.monotonic() < deadline:  # the figures follow
+            page.wait_for_timeout(250)
+        shot = tmp_path / "inside.png"
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert images.count() >= images_before + 3, (images_before, images.count())
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
