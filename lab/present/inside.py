@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from matplotlib.image import imread
+from matplotlib.figure import Figure, SubFigure
 
 from lab.core.io import atomic_write_bytes, atomic_write_json
 from lab.present.plots import PALETTE
+from lab.present.terminal import _align as align
 from lab.runs.inside import InsideRun
 
 
@@ -57,12 +57,18 @@ def _gray(img: np.ndarray) -> np.ndarray:
 def feature_maps_figure(run: InsideRun, layer: int, channels: int = 8) -> Figure:
     """Layer ``layer``'s first ``channels`` feature maps: the clean image's row, the
     adversarial image's, and their absolute difference; each channel on one colour scale."""
+    n = min(channels, run.view.clean[layer].shape[1])
+    fig = Figure(figsize=(1.1 * (n + 1), 3.6), layout="constrained")
+    _draw_feature_maps(fig, run, layer, n)
+    return fig
+
+
+def _draw_feature_maps(fig: Figure | SubFigure, run: InsideRun, layer: int, n: int) -> None:
+    """:func:`feature_maps_figure`'s drawing of ``n`` channels, into a figure or a subfigure."""
     v = run.view
     clean, adv = v.clean[layer][0], v.adversarial[layer][0]
     if clean.ndim != 3:
         raise ValueError(f"layer {v.layers[layer]} is not spatial")
-    n = min(channels, clean.shape[0])
-    fig = Figure(figsize=(1.1 * (n + 1), 3.6), layout="constrained")
     axes = fig.subplots(3, n + 1, squeeze=False)
     images = (run.attack.clean[0], run.attack.adversarial[0])
     titles = ("clean", "adversarial", "|difference|")
@@ -88,7 +94,6 @@ def feature_maps_figure(run: InsideRun, layer: int, channels: int = 8) -> Figure
     drift = float(v.drift[layer, 0])
     fig.suptitle(f"{run.name}: {short_layer(v.layers[layer])} ({v.kinds[layer]}, {tuple(clean.shape)}), "
                  f"drift {drift:.3f}", fontsize=8)  # fmt: skip
-    return fig
 
 
 def filters_figure(filters: torch.Tensor, name: str, limit: int = 32) -> Figure:
@@ -136,29 +141,19 @@ def write_inside(runs: Sequence[InsideRun], out_dir: str | os.PathLike[str]) -> 
     atomic_write_bytes(written["drift"], _png(drift_figure(runs)))
     for i, run in enumerate(runs):
         spatial = run.view.spatial()
-        if spatial:
-            figs = [feature_maps_figure(run, j, channels=6) for j in spatial]
+        if spatial:  # one figure, a row of subfigures per spatial layer
+            shown = [min(6, run.view.clean[j].shape[1]) for j in spatial]
+            fig = Figure(figsize=(1.1 * (max(shown) + 1), 3.6 * len(spatial)), layout="constrained")
+            for sub, j, n in zip(fig.subfigures(len(spatial), 1, squeeze=False)[:, 0], spatial, shown):
+                _draw_feature_maps(sub, run, j, n)
             path = out / f"layers_{i}_maps.png"
-            atomic_write_bytes(path, _stack_png(figs))
+            atomic_write_bytes(path, _png(fig))
             written["maps"].append(path)
         if run.view.filters is not None:
             path = out / f"layers_{i}_filters.png"
             atomic_write_bytes(path, _png(filters_figure(run.view.filters, run.name)))
             written["filters"].append(path)
     return written
-
-
-def _stack_png(figs: Sequence[Figure]) -> bytes:
-    """The figures one above the other in one PNG (via matplotlib's image reader)."""
-    arrays = [imread(io.BytesIO(_png(f)), format="png") for f in figs]
-    width = max(a.shape[1] for a in arrays)
-    padded = [np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0)), constant_values=1.0) for a in arrays]
-    stacked = np.concatenate(padded)
-    fig = Figure(figsize=(stacked.shape[1] / 110, stacked.shape[0] / 110), dpi=110)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(stacked)
-    ax.axis("off")
-    return _png(fig)
 
 
 def drift_lines(runs: Sequence[InsideRun]) -> list[str]:
@@ -170,6 +165,5 @@ def drift_lines(runs: Sequence[InsideRun]) -> list[str]:
     for i, row in enumerate(longest):
         values = [f"{t[i]['drift']:.4f}" if i < len(t) else "-" for t in tables]
         rows.append([short_layer(row["layer"]), row["kind"], "x".join(map(str, row["shape"])), *values])
-    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    return align(rows, right=set())
 
