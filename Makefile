@@ -1,7 +1,8 @@
 # The two set-up commands of the README:
-#   make demo   install everything, fetch data, train a standard, a hardened and a denoised model,
-#               evaluate them under attack, start the dashboard
-#   make test   install everything and run the tests
+#   make demo   install the lab, fetch MNIST, train a standard model, start the dashboard; an
+#               attention, an adversarially trained and a denoised model train and are
+#               evaluated under attack in the background and appear on it as they finish
+#   make test   install everything (the lab and its test tools) and run the tests
 # TORCH picks the PyTorch build to install first (default: the CPU build 2.13.0 that pip
 # finds on the lab's machines); use e.g. TORCH=torch for the newest release from PyPI.
 
@@ -9,15 +10,24 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
+RUNTIME := $(VENV)/.installed-run
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# when this make started (before any installation): the demo's clock
+DEMO_T0 := $(shell date +%s)
 
 .PHONY: setup system-data demo dashboard test bench clean
 
-$(STAMP): pyproject.toml Makefile
+# The lab and what it runs on (what the demo and the dashboard need)
+$(RUNTIME): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+# ... and the test tools (pytest, Playwright, import-linter, ...) and Ray for the sweeps
+$(STAMP): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e ".[dev,cluster]"
 	touch $(STAMP)
 
@@ -37,24 +47,14 @@ system-data:
 		|| echo "could not install chromium; the dashboard's browser test will be skipped"; \
 	fi
 
-# Train (or resume, or keep) a run: $(call run,RECIPE)
-run = $(BIN)/lab train --config configs/$(1).toml --out runs/$(1) $(if $(wildcard runs/$(1)/train_state.safetensors),--resume,)
-DEMO_EVAL = --suite quick --eps 0,0.05,0.1,0.2,0.3 --n 1000
-
-# A standard model, a hardened one and a denoiser on MNIST, each evaluated, then the dashboard.
-demo: setup
-	$(BIN)/lab data fetch mnist
-	$(call run,mnist_smallcnn)
-	$(call run,mnist_fastnet_pgd_at)
-	$(call run,mnist_dae)
-	$(BIN)/lab models runs
-	$(BIN)/lab eval --model runs/mnist_smallcnn $(DEMO_EVAL)
-	$(BIN)/lab eval --model runs/mnist_fastnet_pgd_at $(DEMO_EVAL)
-	$(BIN)/lab eval --model runs/mnist_dae $(DEMO_EVAL)
-	$(BIN)/streamlit run app.py --server.address localhost
+# The dashboard as soon as the standard model is trained (a few minutes); the other three
+# models train and are evaluated in the background and appear on it as they finish; a line
+# says when each is ready. Again after an interruption: it continues (lab/dashboard/demo.py).
+demo: $(RUNTIME)
+	LAB_DEMO_T0=$(DEMO_T0) $(BIN)/python -m lab.dashboard.demo
 
 # The dashboard on the models under runs/, on this machine only (http://localhost:8501).
-dashboard: setup
+dashboard: $(RUNTIME)
 	$(BIN)/streamlit run app.py --server.address localhost
 
 test: setup
@@ -65,7 +65,7 @@ test: setup
 bench: setup
 	$(BIN)/python -m pip install --quiet --no-deps torchattacks
 	$(BIN)/python benchmarks/train_throughput.py
-	test -f runs/mnist_smallcnn/model.safetensors || $(MAKE) demo
+	test -f runs/mnist_smallcnn/model.safetensors || $(BIN)/python -m lab.dashboard.demo --no-serve
 	$(BIN)/python benchmarks/attack_speed.py --model runs/mnist_smallcnn
 
 clean:

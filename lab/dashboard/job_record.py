@@ -29,6 +29,9 @@ class Job:
     log: str
     cmd: list[str]
     started: str
+    then: list[list[str]] = field(default_factory=list)  # run after cmd succeeds (e.g. lab eval), same log
+    stage: str = "train"  # what the job does now: train | evaluate (set by the runner)
+    nice: int = 0  # niceness the runner adds to itself and its commands (the demo's jobs yield to the dashboard)
     epochs_total: int | None = None
     pid: int | None = None  # the runner (leader of its own process group), recorded by the runner
     child_pid: int | None = None  # lab train

@@ -70,11 +70,15 @@ def start_training(
     overrides: Sequence[str] = (),
     resume: bool = False,
     python: str | None = None,
+    evaluate: Sequence[str] | None = None,
+    nice: int = 0,
 ) -> Job:
     """Start ``lab train --config RECIPE --out RUNS/RUN_NAME [--set ...] [--resume]`` in the
-    background; LabError (nothing started) for a recipe outside ``recipes_root``, an invalid
-    recipe or override, a bad run name, a folder that already holds a run without ``resume``
-    (or none with it), or a run of that folder that is still going."""
+    background, and after it, when ``evaluate`` is given, ``lab eval --model RUN EVALUATE...``
+    (``nice``: a lower CPU priority for both, so that the dashboard stays responsive); LabError
+    (nothing started) for a recipe outside ``recipes_root``, an invalid recipe or override, a
+    bad run name, a folder that already holds a run without ``resume`` (or none with it), or a
+    run of that folder that is still going."""
     root = Path(runs_root)
     rec = Path(recipe)
     if not rec.is_file() or not _inside(rec, Path(recipes_root)):
@@ -90,25 +94,60 @@ def start_training(
         raise LabError(f"{str(out)!r} already holds a run; tick 'resume' to continue it or choose another name")
     if resume and not (out / STATE_FILE).exists():
         raise LabError(f"{str(out)!r} holds no run to resume")
-    for other in list_jobs(root):
-        if other.status in ("starting", "running") and same_folder(other.out, out):
-            raise LabError(f"{str(out)!r} is already being trained (job {other.id}); wait for it or stop it")
-    root.mkdir(parents=True, exist_ok=True)
-    folder = jobs_dir(root)
-    folder.mkdir(parents=True, exist_ok=True)
-    job_id = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{run_name}-{uuid.uuid4().hex[:6]}"
-    log = folder / f"{job_id}.log"
+    _refuse_busy(root, out)
     py = python or sys.executable
     cmd = [py, "-m", "lab", "train", "--config", str(rec.resolve()), "--out", str(out.resolve())]
     for o in overrides:
         cmd += ["--set", o]
     if resume:
         cmd.append("--resume")
-    job = Job(id=job_id, recipe=str(rec), out=str(out), log=str(log), cmd=cmd, started=now(),
-              epochs_total=int(cfg.train.epochs), record=str(folder / f"{job_id}.json"))  # fmt: skip
+    then = [_eval_cmd(py, out, evaluate)] if evaluate is not None else []
+    return _launch(root, run_name, rec, out, cmd, then, epochs_total=int(cfg.train.epochs), stage="train", python=py,
+                   nice=nice)  # fmt: skip
+
+
+def start_evaluation(run: str | os.PathLike[str], runs_root: str | os.PathLike[str], args: Sequence[str] = (), *,
+                     recipe: str = "", python: str | None = None, nice: int = 0) -> Job:  # fmt: skip
+    """Start ``lab eval --model RUN ARGS...`` in the background, as a job the Models page
+    follows like a training; LabError (nothing started) for a run folder outside
+    ``runs_root``, one without a model, or one a job is still working on."""
+    root = Path(runs_root)
+    out = Path(run)
+    if not _inside(out, root) or not RUN_NAME.match(out.name):
+        raise LabError(f"{str(out)!r} is not a run folder in {str(runs_root)!r}")
+    if not (out / MODEL_FILE).exists():
+        raise LabError(f"{str(out)!r} holds no model to evaluate")
+    _refuse_busy(root, out)
+    py = python or sys.executable
+    return _launch(root, out.name, Path(recipe), out, _eval_cmd(py, out, args), [], epochs_total=None,
+                   stage="evaluate", python=py, nice=nice)  # fmt: skip
+
+
+def _eval_cmd(py: str, out: Path, args: Sequence[str]) -> list[str]:
+    return [py, "-m", "lab", "eval", "--model", str(out.resolve()), *args]
+
+
+def _refuse_busy(root: Path, out: Path) -> None:
+    for other in list_jobs(root):
+        if other.status in ("starting", "running") and same_folder(other.out, out):
+            raise LabError(
+                f"{str(out)!r} is already being trained or evaluated (job {other.id}); wait for it or stop it"
+            )
+
+
+def _launch(root: Path, run_name: str, rec: Path, out: Path, cmd: list[str], then: list[list[str]], *,
+            epochs_total: int | None, stage: str, python: str, nice: int = 0) -> Job:  # fmt: skip
+    """Write the job's record and start its detached runner."""
+    root.mkdir(parents=True, exist_ok=True)
+    folder = jobs_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    job_id = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{run_name}-{uuid.uuid4().hex[:6]}"
+    log = folder / f"{job_id}.log"
+    job = Job(id=job_id, recipe=str(rec), out=str(out), log=str(log), cmd=cmd, then=then, stage=stage,
+              nice=nice, started=now(), epochs_total=epochs_total, record=str(folder / f"{job_id}.json"))  # fmt: skip
     save_job(job)
     runner = subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments as a list
-        [py, "-m", "lab.dashboard.job_runner", job.record],
+        [python, "-m", "lab.dashboard.job_runner", job.record],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True, cwd=os.getcwd(),
     )  # fmt: skip

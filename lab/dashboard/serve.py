@@ -1,8 +1,9 @@
 """Start and stop ``streamlit run app.py`` as a child process on a free localhost port.
 
 Shared by the browser test (``tests/dashboard/test_dashboard_browser.py``) and the
-cold-start benchmark (``benchmarks/dashboard_latency.py``); users start the dashboard with
-``make dashboard``. Plain functions, no Streamlit import.
+cold-start benchmark (``benchmarks/dashboard_latency.py``) and ``make demo``
+(:mod:`lab.dashboard.demo`); users start the dashboard alone with ``make dashboard``. Plain
+functions, no Streamlit import.
 """
 
 from __future__ import annotations
@@ -31,21 +32,30 @@ def find_chromium() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(prefer: int = 0) -> int:
+    """``prefer`` when it is free on localhost, else a free port the system picks."""
+    for port in (prefer, 0) if prefer else (0,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError("no free port on localhost")
 
 
 def start(
-    runs_dir: str | os.PathLike[str], env: dict[str, str] | None = None, log: IO[bytes] | None = None
+    runs_dir: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    log: IO[bytes] | None = None,
+    port: int = 0,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``streamlit run app.py`` on ``runs_dir`` (headless, localhost, a free port): (process, URL).
 
     ``env``: the child's environment (default: this one's); ``log``: where its output goes
-    (default: discarded).
+    (default: discarded); ``port``: the port to use when it is free (default: any free one).
     """
-    port = free_port()
+    port = free_port(port)
     child_env = dict(os.environ if env is None else env, LAB_RUNS_DIR=str(runs_dir))
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless",
            "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"]  # fmt: skip

@@ -24,6 +24,7 @@ from lab.core.text import pct
 from lab.dashboard import cache
 from lab.dashboard.ui import run_name
 from lab.dashboard.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, looks_inverted, read_upload
+from lab.models import MODELS
 from lab.present.models import defense_label
 from lab.present.text import norm_name
 from lab.runs.attack import attack_setting_names
@@ -68,6 +69,12 @@ def is_defended(row: dict[str, Any]) -> bool:
     return defense_kind({"defense": row.get("defense")}) is not None
 
 
+def has_attention(row: dict[str, Any]) -> bool:
+    """Whether the row's architecture computes attention maps of its own (``attention_cnn``)."""
+    arch = row.get("arch")
+    return arch in MODELS.names() and hasattr(MODELS.get(str(arch)), "forward_with_attention")
+
+
 def model_picker(
     rows: list[dict[str, Any]],
     root: str | os.PathLike[str],
@@ -83,9 +90,11 @@ def model_picker(
     if not ok:
         return None
     default = 0
-    if prefer_undefended:  # a standard model, on MNIST when there is one: the classic first demo
-        plain = [i for i, r in enumerate(ok) if not is_defended(r)]
-        default = next((i for i in plain if ok[i].get("dataset") == "mnist"), plain[0] if plain else 0)
+    if prefer_undefended:  # a finished standard model, on MNIST when there is one: the classic first demo
+        plain = sorted((i for i, r in enumerate(ok) if not is_defended(r)),
+                       key=lambda i: (ok[i].get("status") not in (None, "complete"), ok[i].get("dataset") != "mnist",
+                                      has_attention(ok[i]), i))  # fmt: skip
+        default = plain[0] if plain else 0
     paths = [r["path"] for r in ok]
     by_path = {r["path"]: r for r in ok}
     chosen = where.selectbox(label, paths, index=default, key=key,

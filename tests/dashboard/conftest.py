@@ -25,7 +25,8 @@ def dash_runs(tmp_path_factory: pytest.TempPathFactory) -> DashRuns:
     PGD-3 adversarial training, 1 epoch), ``broken`` (garbage where the weights should be),
     a quick ``lab eval`` report of ``mnist_std`` with one failed masking check, and an
     explanation report with an attack; and, once the lab has denoisers, ``mnist_bit_depth``
-    (1-bit depth reduction in front of ``mnist_std``) with its threat-row report."""
+    (1-bit depth reduction in front of ``mnist_std``) with its threat-row report; and
+    ``mnist_attention`` (attention_cnn, 1 epoch on 512 images, no report)."""
     root = tmp_path_factory.mktemp("dash_runs")
     std = tiny_train(root / "mnist_std")
     at = tiny_train(root / "mnist_at", epochs=1, subset=1024,
@@ -52,8 +53,9 @@ def dash_runs(tmp_path_factory: pytest.TempPathFactory) -> DashRuns:
         rep = evaluate_checkpoint(load_model(denoised), suite="quick", eps=[0.0, 0.1, 0.3], n=64, checks=False,
                                   progress=False)  # fmt: skip
         write_report(rep, denoised / "eval" / "quick-linf")
+    attention = tiny_train(root / "mnist_attention", epochs=1, subset=512, arch="attention_cnn")
     return DashRuns(root=root, standard=std, hardened=at, broken=broken, report=report_dir / "report.json",
-                    explanations=expl_dir / "explanations.json", denoised=denoised)  # fmt: skip
+                    explanations=expl_dir / "explanations.json", denoised=denoised, attention=attention)  # fmt: skip
 
 
 @pytest.fixture

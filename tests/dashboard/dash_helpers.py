@@ -34,10 +34,12 @@ class DashRuns:
     report: Path
     explanations: Path
     denoised: Path | None  # a bit-depth denoiser in front of mnist_std, once defenses.denoisers exists
+    attention: Path  # attention_cnn, 1 epoch on 512 images
 
 
-def tiny_train(out: Path, *, epochs: int = 2, defense: dict[str, object] | None = None, subset: int = 2048) -> Path:
-    values: dict[str, object] = {"data": dict(TINY_DATA, train_subset=subset), "model": {"arch": "fastnet"},
+def tiny_train(out: Path, *, epochs: int = 2, defense: dict[str, object] | None = None, subset: int = 2048,
+               arch: str = "fastnet") -> Path:  # fmt: skip
+    values: dict[str, object] = {"data": dict(TINY_DATA, train_subset=subset), "model": {"arch": arch},
                                  "train": dict(TINY_TRAIN, epochs=epochs)}  # fmt: skip
     if defense:
         values["defense"] = defense

@@ -171,3 +171,63 @@ def test_inside_the_network_draws_both_models_curves(dashboard: str, tmp_path: P
         assert images.count() >= images_before + 3, (images_before, images.count())
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
+
+
+def test_compare_shows_each_models_grad_cam_and_the_attention_models_own_map(dashboard: str, tmp_path: Path) -> None:
+    """The Compare page in a real browser: every default model (standard, hardened, denoised,
+    attention) attacked, each with its Grad-CAM of both images, the attention model's own map beside it."""
+    with browser_page(f"{dashboard}/compare") as page:
+        deadline = time.monotonic() + 120
+        maps = page.get_by_text(re.compile(r"^attention of the (clean|adversarial) image"))
+        while maps.count() < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        assert maps.count() == 2, "the attention model's maps did not appear"
+        wait_idle(page)
+        chosen = page.locator('[data-testid="stMetric"]').filter(has_text="Adversarial prediction").count()
+        assert chosen >= 3
+        assert page.get_by_text(re.compile(r"^gradcam of the clean image")).count() == chosen
+        assert page.locator('[data-testid="stException"]').count() == 0
+        shot = tmp_path / "compare.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+
+
+#: where the README's picture goes: ``LAB_README_PICTURE=docs/dashboard.png pytest -k readme_picture``
+#: after ``make demo`` (the picture is of the demo's models in runs/)
+PICTURE_ENV = "LAB_README_PICTURE"
+
+
+@pytest.mark.skipif(not os.environ.get(PICTURE_ENV), reason=f"set {PICTURE_ENV}=PATH to draw the README's picture")
+def test_readme_picture_of_the_demo_models(tmp_path: Path) -> None:
+    """The Playground on the demo's models (runs/ of a finished ``make demo``), as a new user
+    first sees it, with the epsilon slider at 0.15: the picture in the README."""
+    from lab.dashboard.demo import MODELS, REPORT
+
+    runs = Path("runs").resolve()
+    missing = [m.run for m in MODELS if not (runs / m.run / REPORT).is_file()]
+    if missing:
+        pytest.fail(
+            f"the demo's models are not all trained and evaluated in {runs} (missing: {missing}); run make demo"
+        )
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    proc, url = serve.start(runs, env=threads_env(), log=log)
+    try:
+        assert serve.wait_healthy(proc, url, timeout=60, poll=0.2), (tmp_path / "streamlit.log").read_text()[-3000:]
+        with browser_page(url) as page:
+            page.set_viewport_size({"width": 1280, "height": 1000})
+            wait_for(page, lambda m: "Adversarial prediction" in m, "the Playground", timeout=120)
+            slider = page.get_by_role("slider", name=re.compile(r"^Epsilon"))
+            slider.focus()
+            for _ in range(15):  # 0.30 -> 0.15, one 0.01 step each
+                slider.press("ArrowLeft")
+            wait_for(page, lambda m: m.get("Perturbation L-inf") == "0.150", "epsilon 0.15", timeout=120)
+            wait_idle(page)
+            page.wait_for_timeout(1500)  # the images' fade-in
+            assert page.locator('[data-testid="stException"]').count() == 0
+            out = Path(os.environ[PICTURE_ENV])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out), full_page=False)
+            assert out.stat().st_size > 20_000
+    finally:
+        serve.stop(proc)
+        log.close()

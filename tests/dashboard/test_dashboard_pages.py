@@ -11,8 +11,6 @@ from dash_helpers import APP, PAGES, DashRuns, png_bytes, tiny_train
 from streamlit.testing.v1 import AppTest
 
 from lab.dashboard import jobs
-from lab.training.config import from_dict
-from lab.training.loop import train
 
 EPS = "pg_eps_linf_auto"  # the Playground's epsilon slider on gray data, L-inf
 
@@ -164,15 +162,10 @@ def test_playground_uploads_bad_files_refused_odd_ones_converted_with_notices(ap
     assert "Adversarial prediction" in metrics(at)
 
 
-def test_playground_attention_model_offers_its_attention_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "runs"
-    cfg = from_dict({"data": {"dataset": "mnist", "train_subset": 512, "test_subset": 128},
-                     "model": {"arch": "attention_cnn"},
-                     "train": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 0.003}},
-                    ["runtime.device=cpu", "runtime.precision=fp32"])  # fmt: skip
-    train(cfg, root / "mnist_attention", progress=False)
-    monkeypatch.setenv("LAB_RUNS_DIR", str(root))
+def test_playground_attention_model_offers_its_attention_maps(app_env: DashRuns) -> None:
     at = open_app()
+    assert at.sidebar.selectbox(key="pg_model").value != str(app_env.attention)  # a plain CNN comes first
+    at.sidebar.selectbox(key="pg_model").set_value(str(app_env.attention)).run()
     at.slider(key=EPS).set_value(0.1).run()
     no_exception(at)
     assert "attention" in at.multiselect(key="pg_methods_True").value
@@ -191,18 +184,27 @@ def test_playground_with_an_empty_runs_folder_says_what_to_do(tmp_path: Path, mo
 def test_compare_page_attacks_each_model_and_plots_their_reports(app_env: DashRuns) -> None:
     at = open_app("compare")
     chosen = at.multiselect(key="cmp_models").value
-    assert str(app_env.standard) in chosen and str(app_env.hardened) in chosen
+    assert str(app_env.standard) in chosen and str(app_env.hardened) in chosen and str(app_env.attention) in chosen
     labels = [m.label for m in at.metric]
     assert labels.count("Adversarial prediction") == len(chosen)
     summary = at.dataframe[0].value
     assert "quick-linf" in " ".join(map(str, summary["report"]))
-    if app_env.denoised is not None:  # a standard, a hardened and a denoised model by default
+    assert "none: run `lab eval" in " ".join(map(str, summary["report"]))  # the attention model has no report
+    if app_env.denoised is not None:  # a standard, a hardened, a denoised and an attention model by default
         assert str(app_env.denoised) in chosen
         assert "per image over every attack of all 3 threat rows" in " ".join(map(str, summary["headline"]))
+    # every model's Grad-CAM of both images, and the attention model's own map beside its Grad-CAM
+    maps = captions(at)
+    assert sum(c.startswith("gradcam of the clean image") for c in maps) == len(chosen)
+    assert sum(c.startswith("gradcam of the adversarial image") for c in maps) == len(chosen)
+    assert sum(c.startswith("attention of the") for c in maps) == 2
     # each perturbation is inside the 0.3 ball and near its edge: PGD may stop at its random
     # start, whose largest pixel of 784 is 0.299 or 0.300 (not always 0.300)
     linf = [float(c.split("L-inf ")[1].split(",")[0]) for c in texts(at, "caption") if c.startswith("clean:")]
     assert len(linf) == len(chosen) and all(0.29 <= v <= 0.3 for v in linf), linf
+    at.toggle(key="cmp_maps").set_value(False).run()
+    no_exception(at)
+    assert not any(c.startswith(("gradcam of", "attention of")) for c in captions(at))
     at.slider(key="cmp_eps_linf_auto").set_value(0.0).run()
     no_exception(at)
     norms = [c for c in texts(at, "caption") if c.startswith("clean:")]

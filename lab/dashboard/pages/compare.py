@@ -1,6 +1,7 @@
-"""Compare models: a standard, an adversarially trained and a denoised model on the same
-image and epsilon (each attacked white-box on its own), and their accuracy-vs-epsilon
-curves from their ``lab eval`` reports.
+"""Compare models: a standard, an adversarially trained, a denoised and an attention model
+on the same image and epsilon (each attacked white-box on its own), each one's Grad-CAM
+(and an attention model's own attention map) of the clean and the adversarial image, and
+their accuracy-vs-epsilon curves from their ``lab eval`` reports.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import streamlit as st
 
 from lab.core.text import pct
 from lab.dashboard import cache, settings, widgets
-from lab.dashboard.images import picture
+from lab.dashboard.images import overlay_picture, picture
 from lab.dashboard.ui import run_name, show, user_errors
 from lab.present import reports
 from lab.present.plots import accuracy_curves, probability_bars
@@ -24,8 +25,8 @@ MAX_MODELS = 4
 
 
 def default_selection(rows: list[dict[str, Any]]) -> list[str]:
-    """One undefended, one adversarially trained and one denoised model of one dataset
-    (MNIST when it has a standard model), whichever exist, else the first models of it."""
+    """One undefended, one adversarially trained, one denoised and one attention model of one
+    dataset (MNIST when it has a standard model), whichever exist, else the first models of it."""
     if not rows:
         return []
     plain = [r for r in rows if not widgets.is_defended(r)]
@@ -33,8 +34,10 @@ def default_selection(rows: list[dict[str, Any]]) -> list[str]:
     dataset = (mnist or plain or rows)[0].get("dataset")
     same = [r for r in rows if r.get("dataset") == dataset]
     picked: list[str] = []
-    for want in (None, "adversarial training", "denoiser"):
-        hit = next((r for r in same if defense_kind({"defense": r.get("defense")}) == want), None)
+    wanted = [lambda r, want=want: defense_kind({"defense": r.get("defense")}) == want and not widgets.has_attention(r)
+              for want in (None, "adversarial training", "denoiser")] + [widgets.has_attention]  # fmt: skip
+    for want in wanted:
+        hit = next((r for r in same if want(r) and r["path"] not in picked), None)
         if hit is not None:
             picked.append(hit["path"])
     for r in same:
@@ -42,14 +45,22 @@ def default_selection(rows: list[dict[str, Any]]) -> list[str]:
             break
         if r["path"] not in picked:
             picked.append(r["path"])
-    return picked[:3]
+    return picked[:MAX_MODELS]
 
 
-def _model_column(path: str, picked: widgets.Picked, choice: widgets.AttackChoice, root: Path) -> None:
+def map_methods(row: dict[str, Any]) -> tuple[str, ...]:
+    """The maps each column shows: Grad-CAM, and an attention model's own attention map beside it."""
+    return ("gradcam", "attention") if widgets.has_attention(row) else ("gradcam",)
+
+
+def _model_column(row: dict[str, Any], picked: widgets.Picked, choice: widgets.AttackChoice, root: Path,
+                  explain: bool) -> None:  # fmt: skip
+    path = row["path"]
     ck = cache.checkpoint(path)
     names = list(ck.info.class_names)
+    methods = map_methods(row) if explain else ()
     res = cache.playground(path, picked.image, picked.label, attack=choice.name, settings=choice.settings,
-                           eps=choice.eps, norm=choice.norm, methods=(), name=picked.name)  # fmt: skip
+                           eps=choice.eps, norm=choice.norm, methods=methods, name=picked.name)  # fmt: skip
     out = res.outcome
     kind = defense_kind(ck.record, ck) or "standard"
     st.markdown(f"**{run_name(path, root)}**  \n{ck.info.arch}, {kind}")
@@ -67,6 +78,17 @@ def _model_column(path: str, picked: widgets.Picked, choice: widgets.AttackChoic
                f"L-inf {out.linf:.3f}, L2 {out.l2:.3f}; {res.seconds_attack:.2f} s")  # fmt: skip
     st.pyplot(probability_bars([("clean", res.probs_clean), ("adversarial", res.probs_adversarial)], names, k=3,
                                label=picked.label))  # fmt: skip
+    ex = res.explanations
+    if ex is not None:
+        m = ex.models[0]
+        for method in ex.methods:
+            cos = res.map_cosines.get(method)
+            st.markdown(f"**{method}**" + ("" if cos is None else f" (clean vs adversarial cosine {cos:.2f})"))
+            c1, c2 = st.columns(2)
+            show(c1, overlay_picture(ex.images[0], m.maps[method][0], ex.signed[method]),
+                 caption=f"{method} of the clean image ({names[int(m.targets[method][0])]})")  # fmt: skip
+            show(c2, overlay_picture(ex.images[1], m.maps[method][1], ex.signed[method]),
+                 caption=f"{method} of the adversarial image ({names[int(m.targets[method][1])]})")  # fmt: skip
 
 
 def _curves(paths: list[str], root: Path) -> None:
@@ -134,9 +156,11 @@ def main() -> None:
     label = f"label {first.info.class_names[picked.label]}" if picked.label is not None else "uploaded"
     st.caption(f"{picked.name} ({label}); {choice.title}")
     show(st, picture(picked.image, px=112), caption="the image")
+    explain = st.toggle("Maps: each model's Grad-CAM, and an attention model's own attention", value=True,
+                        key=f"{KEY}_maps", help="Each map explains the class the model predicts for that image.")  # fmt: skip
     for col, path in zip(st.columns(len(paths)), paths):
         with col, user_errors():
-            _model_column(path, picked, choice, root)
+            _model_column(by_path[path], picked, choice, root, explain)
     st.subheader("Accuracy vs epsilon")
     _curves(paths, root)
     st.caption(f"Reports are found under {str(root)!r}; `lab eval --model RUN` writes one.")

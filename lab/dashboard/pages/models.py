@@ -111,7 +111,9 @@ def _job(job: jobs.Job, root: Path) -> None:
     text = f"epoch {p.epochs_done}/{total}"
     if p.metrics.get("test_acc") is not None:
         text += f", test accuracy {pct(p.metrics.get('test_acc'))}"
-    st.progress(p.fraction, text=text)
+    if job.stage == "evaluate":
+        text += "; evaluating under attack (lab eval)" if job.status in ("starting", "running") else "; evaluated"
+    st.progress(1.0 if job.stage == "evaluate" else p.fraction, text=text)
     if p.last_line:
         st.code(p.last_line, language=None)
     c1, c2 = st.columns([1, 4])
