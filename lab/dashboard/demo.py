@@ -2,7 +2,7 @@
 the lab's four kinds of model appearing in it as they finish.
 
 1. ``lab data fetch mnist``;
-2. the standard SmallCNN (``configs/mnist_smallcnn.toml``) trained here, in the foreground:
+2. the standard SmallCNN (``configs/demo_smallcnn.toml``) trained here, in the foreground:
    the first model the dashboard needs;
 3. the dashboard started (``streamlit run app.py`` on localhost) and its URL printed;
 4. in the background, one after the other (two cores do one job at a time best), each as a
@@ -10,6 +10,11 @@ the lab's four kinds of model appearing in it as they finish.
    under attack, then the attention CNN, the PGD-trained FastNet and the denoiser (a DAE in
    front of the SmallCNN) each trained and evaluated. A line says when each is ready, and
    when the last is, how long after the start.
+
+The recipes are ``configs/demo_*.toml``: the lab's recipes for these four models
+(``configs/mnist_smallcnn.toml`` and its siblings), shortened (2 epochs; the denoiser on
+20,000 images) so that all four are ready within minutes on a 2-core CPU. Each run reports
+its own accuracy and robustness; the full recipes make better models.
 
 Running it again continues: a finished model is kept, an interrupted training resumes from
 its last finished epoch, an evaluated model is not evaluated again. Ctrl-C stops the job that
@@ -42,7 +47,7 @@ from lab.present import reports
 #: what every demo model is evaluated with: the quick suite (per-image worst case over its
 #: attacks, with the gradient-masking checks) at five L-inf radii on the first N test images
 EPS = "0,0.05,0.1,0.2,0.3"
-N = 1000
+N = 500
 
 
 def eval_args(n: int = N, eps: str = EPS, checks: bool = True) -> tuple[str, ...]:
@@ -68,10 +73,10 @@ class Model:
 #: in the order they are made: the first in the foreground, the rest in the background, the
 #: cheaper first (the denoiser needs the SmallCNN)
 MODELS = (
-    Model("mnist_smallcnn", "the standard SmallCNN"),
-    Model("mnist_attention_cnn", "the attention CNN"),
-    Model("mnist_fastnet_pgd_at", "the PGD-trained FastNet"),
-    Model("mnist_dae", "the denoiser (a DAE in front of the SmallCNN)", on="mnist_smallcnn"),
+    Model("demo_smallcnn", "the standard SmallCNN"),
+    Model("demo_attention_cnn", "the attention CNN"),
+    Model("demo_fastnet_pgd_at", "the PGD-trained FastNet"),
+    Model("demo_dae", "the denoiser (a DAE in front of the SmallCNN)", on="demo_smallcnn"),
 )
 
 

@@ -53,8 +53,8 @@ def test_the_demo_trains_and_evaluates_its_four_models_as_dashboard_jobs(demo_ru
         report = json.loads((out / REPORT).read_text())
         assert (report["n"], report["suite"], report["eps"]) == (16, "quick", [0.0, 0.3])
         assert any(line.split("] ", 1)[1].startswith(f"{m.what} ready in {out}: test accuracy") for line in said), said
-    dae = json.loads((runs / "mnist_dae" / "model.json").read_text())
-    assert dae["config"]["denoiser"]["classifier"] == str(runs / "mnist_smallcnn")  # this demo's own SmallCNN
+    dae = json.loads((runs / "demo_dae" / "model.json").read_text())
+    assert dae["config"]["denoiser"]["classifier"] == str(runs / "demo_smallcnn")  # this demo's own SmallCNN
     # the background work is the Models page's jobs: the SmallCNN's evaluation, then a training
     # followed by its evaluation for each of the others, one at a time, all complete
     found = sorted(jobs.list_jobs(runs), key=lambda j: j.started)
@@ -74,7 +74,7 @@ def test_the_demo_again_keeps_what_is_done_and_resumes_an_interrupted_training(d
     assert {j.id for j in jobs.list_jobs(runs)} == before  # nothing started
     assert not any("training" in line for line in lines(again.stdout))
     # a training stopped after its first of two epochs (what Ctrl-C leaves) continues from there
-    run = runs / "mnist_fastnet_pgd_at"
+    run = runs / "demo_fastnet_pgd_at"
     record = json.loads((run / "model.json").read_text())
     record["status"] = "running"
     (run / "model.json").write_text(json.dumps(record))
