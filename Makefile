@@ -65,7 +65,7 @@ test: setup
 bench: setup
 	$(BIN)/python -m pip install --quiet --no-deps torchattacks
 	$(BIN)/python benchmarks/train_throughput.py
-	test -f runs/mnist_smallcnn/model.safetensors || $(BIN)/python -m lab.dashboard.demo --no-serve
+	test -f runs/mnist_smallcnn/model.safetensors || $(BIN)/lab train --config configs/mnist_smallcnn.toml --out runs/mnist_smallcnn
 	$(BIN)/python benchmarks/attack_speed.py --model runs/mnist_smallcnn
 
 clean:
