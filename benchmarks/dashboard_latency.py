@@ -13,7 +13,7 @@ come up.
    rendered its first result ("Adversarial prediction") in a headless chromium (Playwright;
    skipped without chromium). Goal: <= 5 s once models exist.
 
-    python benchmarks/dashboard_latency.py --model runs/mnist_smallcnn [--n 30] [--runs-dir runs] [--cold 3]
+    python benchmarks/dashboard_latency.py [--model runs/demo_smallcnn] [--n 30] [--runs-dir runs] [--cold 3]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def cold_start(runs_dir: str, chromium: str | None, timeout: float = 120.0) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="runs/mnist_smallcnn", help="an MNIST run folder")
+    ap.add_argument("--model", default="runs/demo_smallcnn", help="an MNIST run folder (default: make demo's)")
     ap.add_argument("--n", type=int, default=30, help="images timed (different test images)")
     ap.add_argument("--methods", default="integrated_gradients,gradcam", help="two explanation methods")
     ap.add_argument("--steps", type=int, default=20)

@@ -24,9 +24,7 @@ __all__ = ["EXIT_USER_ERROR", "COMMANDS", "build_parser", "main"]
 #: command -> the module whose ``run(args)`` carries it out. A command's module is imported
 #: only when that command runs, so ``lab models`` or ``lab --help`` does not load the attacks,
 #: captum and matplotlib that ``lab explain`` needs.
-COMMANDS = {
-    name: f"lab.cli.{name}" for name in ("train", "eval", "attack", "explain", "models", "data", "sweep", "reproduce")
-}
+COMMANDS = {name: f"lab.cli.{name}" for name in ("train", "eval", "attack", "explain", "models", "data", "sweep", "reproduce")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

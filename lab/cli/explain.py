@@ -108,11 +108,9 @@ def _explain_metrics(args: argparse.Namespace, ckpts: list[Checkpoint], methods:
         for name, row in table.items():
             ua = row.get("under_attack")
             extra = f"  clean-vs-adv Spearman {ua['spearman']:.2f}, top-10% IoU {ua['top_k_iou']:.2f}" if ua else ""
-            print(
-                f"  {name:22s} del {row['deletion_auc']:.3f}  ins {row['insertion_auc']:.3f}  "
-                f"infidelity {row['infidelity']:.3g}  sensitivity {row['sensitivity']:.3g}  sanity "
-                f"{'PASS' if row['sanity']['passed'] else 'FAIL'} (rho {row['sanity']['final_spearman']:.2f}){extra}"
-            )
+            print(f"  {name:22s} del {row['deletion_auc']:.3f}  ins {row['insertion_auc']:.3f}  "
+                  f"infidelity {row['infidelity']:.3g}  sensitivity {row['sensitivity']:.3g}  sanity "
+                  f"{'PASS' if row['sanity']['passed'] else 'FAIL'} (rho {row['sanity']['final_spearman']:.2f}){extra}")
     atomic_write_json(out / "metrics.json", jsonable({"images": samples.names, "models": tables}))
     print(f"metrics.json -> {out}")
 

@@ -28,12 +28,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16"],
-        help="the lab's gradient attacks steer in bf16 where the hardware has it (auto, the default) and "
-        "confirm every success in fp32; fp32 runs everything in fp32 (so does $LAB_PRECISION=fp32)",
-    )
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="the lab's gradient attacks steer in bf16 where the hardware has it (auto, the default) and "
+                        "confirm every success in fp32; fp32 runs everything in fp32 (so does $LAB_PRECISION=fp32)")
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -92,9 +89,7 @@ def _add_eval_parser(sub: Any) -> None:
         "Exit 1 when --fail-under is missed. Under torchrun --nproc_per_node N -m lab eval ... the images are "
         "split across the N processes and rank 0 writes the one report, with a single process's numbers."))  # fmt: skip
     p.add_argument("--model", required=True, help="run folder or model.safetensors")
-    p.add_argument(
-        "--suite", help="quick | standard | extended | autoattack (default: quick when no --attack is given)"
-    )
+    p.add_argument("--suite", help="quick | standard | extended | autoattack (default: quick when no --attack is given)")
     p.add_argument("--attack", dest="attacks", action="append", default=[], metavar="NAME",
                    help="an attack to run besides the suite (repeatable)")  # fmt: skip
     p.add_argument("--eps", help=EPS_HELP + " (default: 0.3 L-inf / 1.5 L2 on grayscale data, 8/255 / 0.5 on RGB)")
@@ -110,11 +105,8 @@ def _add_eval_parser(sub: Any) -> None:
     p.add_argument("--fail-under", type=float, metavar="T",
                    help="exit 1 when the headline robust accuracy is below T, a fraction in [0, 1], or when it is "
                         "unverified: a gradient-masking check failed, none ran, or only weak attacks ran")  # fmt: skip
-    p.add_argument(
-        "--accept-unverified",
-        action="store_true",
-        help="let --fail-under pass an unverified number (failed or skipped checks, weak attacks only)",
-    )
+    p.add_argument("--accept-unverified", action="store_true",
+                   help="let --fail-under pass an unverified number (failed or skipped checks, weak attacks only)")
     _add_precision(p)
     _add_data_dir(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -196,12 +188,8 @@ def _add_sweep_parser(sub: Any) -> None:
     q = ssub.add_parser("run", help="run the cells not done yet")
     q.add_argument("spec", help="sweep file, e.g. configs/sweeps/mnist_tradeoff.toml")
     q.add_argument("--out", help="sweep folder (default: sweeps/<sweep name>)")
-    q.add_argument(
-        "--engine",
-        choices=["local", "ray"],
-        default="local",
-        help="local: this machine (default); ray: each cell a Ray task (pip install 'the-lab[cluster]')",
-    )
+    q.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this machine (default); ray: each cell a Ray task (pip install 'the-lab[cluster]')")
     q.add_argument("--workers", type=int, default=1,
                    help="--engine local: cells at once, in worker processes that share the cores (default: 1, "
                         "in this process)")  # fmt: skip
@@ -213,24 +201,17 @@ def _add_sweep_parser(sub: Any) -> None:
     q.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     _add_data_dir(q)
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
-    for verb, text in (
-        ("status", "done / running / failed / pending cells, time so far, time left"),
-        ("table", "one metric, two axes as rows and columns, mean ± std over seeds"),
-        ("plot", "robust accuracy vs radius, clean vs robust, explanation quality, time per cell"),
-    ):
+    for verb, text in (("status", "done / running / failed / pending cells, time so far, time left"),
+                       ("table", "one metric, two axes as rows and columns, mean ± std over seeds"),
+                       ("plot", "robust accuracy vs radius, clean vs robust, explanation quality, time per cell")):
         q = ssub.add_parser(verb, help=text)
         q.add_argument("folder", help="sweep folder, e.g. sweeps/mnist_tradeoff")
         if verb == "status":
             q.add_argument("--cells", action="store_true", help="one line per cell")
             q.add_argument("--json", action="store_true", help="print JSON")
             continue
-        q.add_argument(
-            "--where",
-            action="append",
-            default=[],
-            metavar="AXIS=VALUE",
-            help="only values with this axis value, e.g. eval=quick-linf (repeatable); axes: " + AXES_HELP,
-        )
+        q.add_argument("--where", action="append", default=[], metavar="AXIS=VALUE",
+                       help="only values with this axis value, e.g. eval=quick-linf (repeatable); axes: " + AXES_HELP)
         q.add_argument("--metric", default="robust_accuracy" if verb == "table" else None,
                        help="robust_accuracy (default), clean_accuracy, test_acc, deletion_auc, ... "
                             "(`lab sweep table --metric x` lists what was measured)")  # fmt: skip
@@ -241,9 +222,7 @@ def _add_sweep_parser(sub: Any) -> None:
             q.add_argument("--output", help="write the table to this file instead of printing it")
         else:
             q.add_argument("--kind", choices=["all", "robust-vs-eps", "tradeoff", "explain", "time"], default="all")
-            q.add_argument(
-                "--by", default="model", help="one line / point / bar per value of this axis (default: model)"
-            )
+            q.add_argument("--by", default="model", help="one line / point / bar per value of this axis (default: model)")
             q.add_argument("--out", help="folder for the PNGs (default: FOLDER/plots)")
 
 
@@ -253,12 +232,8 @@ def _add_reproduce_parser(sub: Any) -> None:
         "Train the lab's recipes for a published benchmark's defenses and a standard model, evaluate each with the "
         "official AutoAttack and print them beside the published numbers. A sweep underneath: it resumes."))  # fmt: skip
     p.add_argument("benchmark", help="mnist-linf | fashion-mnist-linf")
-    p.add_argument(
-        "--budget",
-        choices=["cpu", "paper"],
-        default="cpu",
-        help="cpu: shortened recipes for a 2-core machine (default); paper: the papers' schedules (GPU)",
-    )
+    p.add_argument("--budget", choices=["cpu", "paper"], default="cpu",
+                   help="cpu: shortened recipes for a 2-core machine (default); paper: the papers' schedules (GPU)")
     p.add_argument("--n", type=int, help="test images AutoAttack runs on (default: the budget's)")
     p.add_argument("--out", help="sweep folder (default: sweeps/reproduce-<benchmark>-<budget>)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")

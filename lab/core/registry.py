@@ -107,7 +107,9 @@ class Registry(Generic[T]):
         except (KeyError, TypeError):
             close = difflib.get_close_matches(str(name), list(self._items), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise LabError(f"unknown {self.kind} {name!r}{hint}; choose one of: {', '.join(self.names())}") from None
+            raise LabError(
+                f"unknown {self.kind} {name!r}{hint}; choose one of: {', '.join(self.names())}"
+            ) from None
 
     def names(self) -> list[str]:
         self._load()

@@ -21,9 +21,7 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise LabError(
-                f"device {name!r} was asked for but this machine has no CUDA GPU; use the cpu device (or auto)"
-            )
+            raise LabError(f"device {name!r} was asked for but this machine has no CUDA GPU; use the cpu device (or auto)")
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise LabError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")

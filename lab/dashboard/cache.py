@@ -5,15 +5,13 @@ A model is cached under its path *and* a key made of the weights file's modifica
 size and SHA-256 (as its ``model.json`` records it), so a retrained or resumed run is loaded
 afresh while an unchanged one is never loaded twice. Results are cached under everything
 that changes them: the model key, the image's pixels, the label, the attack, its settings,
-epsilon, norm and the explanation methods. A sweep's figures are cached under the sweep's
-store key (:func:`lab.dashboard.sweep_folders.store_key`, which changes with every finished
-cell), so a page that refreshes while a sweep runs redraws only what changed. A LabError
-raised inside is not cached.
+epsilon, norm and the explanation methods (a sweep's figures: :mod:`lab.dashboard.sweep_cache`,
+kept apart so that the Playground does not import the sweep machinery). A LabError raised
+inside is not cached.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -25,10 +23,7 @@ import numpy as np
 import streamlit as st
 
 from lab.core.runtime import pick_device
-from lab.dashboard.sweep_folders import store_key
 from lab.data import load_dataset
-from lab.experiments.sweep import SweepStatus
-from lab.present.sweeps import PLOTS, explain_figure, robust_vs_eps_figure, time_figure, tradeoff_figure
 from lab.runs.inside import InsideRun, inside_models
 from lab.runs.playground import DefenseView, PlaygroundResult, defense_view, playground_step
 from lab.runs.samples import from_test_set
@@ -149,30 +144,3 @@ def inside(path: str | os.PathLike[str], image: np.ndarray, label: int | None, *
 
 def weights_exist(run: str | os.PathLike[str]) -> bool:
     return (Path(run) / MODEL_FILE).is_file()
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _sweep_png(folder: str, key: str, kind: str, by: str, where: tuple[tuple[str, str], ...], metric: str,
-               _status: SweepStatus) -> bytes:  # fmt: skip
-    pinned = dict(where) or None
-    if kind == "robust-vs-eps":
-        fig = robust_vs_eps_figure(folder, by=by, where=pinned)
-    elif kind == "tradeoff":
-        fig = tradeoff_figure(folder, by=by, where=pinned)
-    elif kind == "explain":
-        fig = explain_figure(folder, metric=metric, by=by, where=pinned)
-    else:
-        fig = time_figure(_status)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def sweep_figure(folder: str | os.PathLike[str], kind: str, status: SweepStatus, *, by: str = "model",
-                 where: Mapping[str, str] | None = None, metric: str = "deletion_auc") -> bytes:  # fmt: skip
-    """Figure ``kind`` (one of :data:`lab.present.sweeps.PLOTS`) of the sweep in ``folder`` as
-    PNG bytes, drawn by :mod:`lab.present.sweeps` once per state of the store (``status``: the
-    sweep's current :class:`~lab.experiments.sweep.SweepStatus`, for the time figure)."""
-    if kind not in PLOTS:
-        raise ValueError(f"unknown sweep figure {kind!r}; the figures are: {', '.join(PLOTS)}")
-    return _sweep_png(str(folder), store_key(folder), kind, by, _items(where or {}), metric, status)

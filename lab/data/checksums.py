@@ -51,7 +51,9 @@ def hash_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 md5.update(chunk)
                 size += len(chunk)
     except OSError as exc:
-        raise DataError(f"cannot read {path} ({exc.strerror or exc}); check that it exists and is readable.") from exc
+        raise DataError(
+            f"cannot read {path} ({exc.strerror or exc}); check that it exists and is readable."
+        ) from exc
     return {"path": str(path), "bytes": size, "sha256": sha.hexdigest(), "md5": md5.hexdigest()}
 
 
@@ -61,11 +63,16 @@ def read_bytes(path: str | os.PathLike[str], *, limit: int = MAX_FILE_BYTES) -> 
     try:
         size = p.stat().st_size
         if size > limit:
-            raise DataError(f"{p} is {size} bytes, more than the {limit} expected; replace it with the original file.")
+            raise DataError(
+                f"{p} is {size} bytes, more than the {limit} expected; "
+                "replace it with the original file."
+            )
         with open(p, "rb") as fh:
             return fh.read(limit + 1)
     except OSError as exc:
-        raise DataError(f"cannot read {p} ({exc.strerror or exc}); check that it exists and is readable.") from exc
+        raise DataError(
+            f"cannot read {p} ({exc.strerror or exc}); check that it exists and is readable."
+        ) from exc
 
 
 def gunzip(data: bytes, *, limit: int, what: str) -> bytes:
@@ -74,9 +81,13 @@ def gunzip(data: bytes, *, limit: int, what: str) -> bytes:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
             out = gz.read(limit + 1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{what} is not a valid gzip file ({exc}); delete it and fetch it again.") from exc
+        raise DataError(
+            f"{what} is not a valid gzip file ({exc}); delete it and fetch it again."
+        ) from exc
     if len(out) > limit:
-        raise DataError(f"{what} decompresses to more than {limit} bytes; replace it with the original file.")
+        raise DataError(
+            f"{what} decompresses to more than {limit} bytes; replace it with the original file."
+        )
     return out
 
 
@@ -87,7 +98,9 @@ def open_maybe_gzip(data: bytes, *, limit: int, what: str) -> tuple[bytes, bool]
     return data, False
 
 
-def file_record(path: str, data: bytes, content: bytes | None = None, *, md5: bool = False) -> dict[str, Any]:
+def file_record(
+    path: str, data: bytes, content: bytes | None = None, *, md5: bool = False
+) -> dict[str, Any]:
     """Describe a file read: ``{"path", "bytes", "sha256"}``, plus ``md5`` and ``content_sha256``.
 
     ``content`` is the decompressed content of a compressed file (recorded as
@@ -126,7 +139,8 @@ def verify_record(
     else:
         kind, actual, expected = "md5", str(record.get("md5")), " or ".join(sorted(md5))
     raise ChecksumError(
-        f"{record['path']} is not the known {what} file ({kind} is {actual}, expected {expected}); {fix}.",
+        f"{record['path']} is not the known {what} file "
+        f"({kind} is {actual}, expected {expected}); {fix}.",
         path=str(record["path"]),
         actual=actual,
     )

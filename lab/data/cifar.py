@@ -37,7 +37,12 @@ def _parse_batch(obj: Any, *, what: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
         raise DataError(f"{what} is not a CIFAR-10 batch (no b'data' and b'labels' entries).")
     data, labels = obj[b"data"], obj[b"labels"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3072
+    ):
         raise DataError(f"{what} holds data that is not uint8 [n, 3072].")
     y = np.asarray(labels)
     if y.ndim != 1 or len(y) != len(data) or (y.size and y.dtype.kind not in "iu"):
@@ -64,7 +69,8 @@ def read_cifar10_folder(
     missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if not (folder / n).is_file()]
     if missing:
         raise DataError(
-            f"{folder} lacks the CIFAR-10 file(s) {', '.join(missing)}; use a complete cifar-10-batches-py folder."
+            f"{folder} lacks the CIFAR-10 file(s) {', '.join(missing)}; "
+            "use a complete cifar-10-batches-py folder."
         )
     records: list[dict[str, Any]] = []
     xs: list[np.ndarray] = []

@@ -34,7 +34,9 @@ def _label_bytes(y: np.ndarray) -> bytes:
     return np.ascontiguousarray(y, dtype="<i8").tobytes()
 
 
-def fingerprint(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> str:
+def fingerprint(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> str:
     """Return the sha256 hex digest of a dataset's content.
 
     Definition (keep it stable: known fingerprints are hard-coded from it): sha256 over,
@@ -73,7 +75,9 @@ def validate_arrays(arrays: Arrays, num_classes: int, *, what: str) -> None:
                 f"expected [0, {num_classes - 1}] for {num_classes} classes."
             )
     if tx.shape[1:] != vx.shape[1:]:
-        raise DataError(f"{what}: train images are {tx.shape[1:]} but test images are {vx.shape[1:]}.")
+        raise DataError(
+            f"{what}: train images are {tx.shape[1:]} but test images are {vx.shape[1:]}."
+        )
 
 
 def _channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

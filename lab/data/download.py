@@ -41,12 +41,16 @@ def fetch(url: str, dest: Path, *, md5: str, timeout: float = DOWNLOAD_TIMEOUT_S
             while chunk := resp.read(_CHUNK):
                 size += len(chunk)
                 if size > MAX_DOWNLOAD_BYTES:
-                    raise DataError(f"{url} sent more than {MAX_DOWNLOAD_BYTES} bytes; it is not the expected file.")
+                    raise DataError(
+                        f"{url} sent more than {MAX_DOWNLOAD_BYTES} bytes; "
+                        "it is not the expected file."
+                    )
                 h.update(chunk)
                 fh.write(chunk)
         if h.hexdigest() != md5:
             raise ChecksumError(
-                f"{url} sent a file with md5 {h.hexdigest()}, expected {md5}; the mirror is broken, try again later.",
+                f"{url} sent a file with md5 {h.hexdigest()}, expected {md5}; "
+                "the mirror is broken, try again later.",
                 path=url,
                 actual=h.hexdigest(),
             )
@@ -74,5 +78,7 @@ def extract_members(archive: Path, prefix: str, names: Collection[str], dest: Pa
                     shutil.copyfileobj(src, fh)
                 written.append(dest / name)
     except (OSError, tarfile.TarError, EOFError) as exc:
-        raise DataError(f"{archive} is not a readable tar archive ({exc}); delete it and fetch it again.") from exc
+        raise DataError(
+            f"{archive} is not a readable tar archive ({exc}); delete it and fetch it again."
+        ) from exc
     return written

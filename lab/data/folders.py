@@ -85,7 +85,12 @@ def _find_idx(d: Path) -> dict[str, Path]:
 
 
 def _other_datasets(name: str) -> set[str]:
-    return {h for other, spec in IDX_SPECS.items() if other != name for h in spec.content_sha256.values()}
+    return {
+        h
+        for other, spec in IDX_SPECS.items()
+        if other != name
+        for h in spec.content_sha256.values()
+    }
 
 
 def idx_from_folder(folder: Path, name: str, desc: str) -> Loaded | None:
@@ -98,10 +103,13 @@ def idx_from_folder(folder: Path, name: str, desc: str) -> Loaded | None:
         if len(found) < len(IDX_ROLES):
             missing = [IDX_ROLES[r] for r in IDX_ROLES if r not in found]
             raise DataError(
-                f"{d} holds some {name} IDX files but lacks {', '.join(missing)}; add them or remove the others."
+                f"{d} holds some {name} IDX files but lacks {', '.join(missing)}; "
+                "add them or remove the others."
             )
         try:
-            arrays, records = read_idx_files(found, spec.content_sha256, dataset=name, gz_md5=spec.gz_md5)
+            arrays, records = read_idx_files(
+                found, spec.content_sha256, dataset=name, gz_md5=spec.gz_md5
+            )
         except ChecksumError as exc:
             if exc.actual in _other_datasets(name):
                 log.info("%s holds another dataset's IDX files, not %s; skipping it", d, name)

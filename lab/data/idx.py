@@ -36,7 +36,9 @@ IDX_ROLES: Mapping[str, str] = {
 def parse_idx(data: bytes, *, what: str) -> np.ndarray:
     """Parse IDX bytes into a uint8 array of the shape the header declares."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataError(f"{what} is not an IDX file (bad magic number); replace it with the original file.")
+        raise DataError(
+            f"{what} is not an IDX file (bad magic number); replace it with the original file."
+        )
     if data[2] != 0x08:
         raise DataError(f"{what} holds IDX type 0x{data[2]:02x}, expected unsigned bytes (0x08).")
     ndim = data[3]
@@ -57,7 +59,10 @@ def parse_idx_images(data: bytes, *, what: str) -> np.ndarray:
     """Parse an IDX image file (magic ``0x00000803``) into uint8 [N, 1, H, W]."""
     arr = parse_idx(data, what=what)
     if arr.ndim != 3:
-        raise DataError(f"{what} is not an IDX image file (magic 0x{0x800 + arr.ndim:08x}, expected 0x00000803).")
+        raise DataError(
+            f"{what} is not an IDX image file "
+            f"(magic 0x{0x800 + arr.ndim:08x}, expected 0x00000803)."
+        )
     return arr[:, None, :, :]
 
 
@@ -65,7 +70,10 @@ def parse_idx_labels(data: bytes, *, what: str) -> np.ndarray:
     """Parse an IDX label file (magic ``0x00000801``) into int64 [N]."""
     arr = parse_idx(data, what=what)
     if arr.ndim != 1:
-        raise DataError(f"{what} is not an IDX label file (magic 0x{0x800 + arr.ndim:08x}, expected 0x00000801).")
+        raise DataError(
+            f"{what} is not an IDX label file "
+            f"(magic 0x{0x800 + arr.ndim:08x}, expected 0x00000801)."
+        )
     return arr.astype(np.int64)
 
 
@@ -103,11 +111,15 @@ def read_idx_files(
         content, was_gz = open_maybe_gzip(data, limit=MAX_IDX_BYTES, what=str(path))
         rec = file_record(str(path), data, content if was_gz else None, md5=was_gz)
         md5s = [gz_md5[role]] if gz_md5 and was_gz else []
-        verify_record(rec, what=f"{dataset} {role}", md5=md5s, content_sha256=[content_sha256[role]])
+        verify_record(
+            rec, what=f"{dataset} {role}", md5=md5s, content_sha256=[content_sha256[role]]
+        )
         records.append(rec)
         parse = parse_idx_images if role.endswith("images") else parse_idx_labels
         parsed[role] = parse(content, what=str(path))
-    arrays = Arrays(parsed["train-images"], parsed["train-labels"], parsed["t10k-images"], parsed["t10k-labels"])
+    arrays = Arrays(
+        parsed["train-images"], parsed["train-labels"], parsed["t10k-images"], parsed["t10k-labels"]
+    )
     pairs = (("train", arrays.train_x, arrays.train_y), ("t10k", arrays.test_x, arrays.test_y))
     for split, x, y in pairs:
         if len(x) != len(y):

@@ -60,7 +60,9 @@ def scan_imagefolder(root: Path) -> tuple[tuple[str, ...], list[Item], list[Item
         index = {name: i for i, name in enumerate(classes)}
         for d in _class_dirs(test_dir):
             if d.name not in index:
-                raise DataError(f"{d} is a class that {train_dir} does not have; add it to train or remove it.")
+                raise DataError(
+                    f"{d} is a class that {train_dir} does not have; add it to train or remove it."
+                )
         for name, i in index.items():
             train += [(p, i) for p in _class_files(train_dir / name)]
             if (test_dir / name).is_dir():
@@ -70,11 +72,15 @@ def scan_imagefolder(root: Path) -> tuple[tuple[str, ...], list[Item], list[Item
         for i, name in enumerate(classes):
             files = _class_files(root / name)
             if not files:
-                raise DataError(f"class folder {root / name} holds no images; add some or remove it.")
+                raise DataError(
+                    f"class folder {root / name} holds no images; add some or remove it."
+                )
             train += [(p, i) for k, p in enumerate(files) if k % 5 != 4]
             test += [(p, i) for k, p in enumerate(files) if k % 5 == 4]
     if not classes:
-        raise DataError(f"image folder {root} has no class subfolders; put images in <folder>/<class>/.")
+        raise DataError(
+            f"image folder {root} has no class subfolders; put images in <folder>/<class>/."
+        )
     if not train or not test:
         raise DataError(
             f"image folder {root} gives an empty {'train' if not train else 'test'} split; "
@@ -126,7 +132,9 @@ def read_imagefolder(root: Path) -> tuple[Arrays, tuple[str, ...], list[dict[str
         for path, _ in items:
             data = read_bytes(path, limit=MAX_FILE_BYTES)
             total += len(data)
-            digest.update(f"{path.relative_to(root).as_posix()}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+            digest.update(
+                f"{path.relative_to(root).as_posix()}\0{hashlib.sha256(data).hexdigest()}\n".encode()
+            )
             arr = _decode(path, data)
             size = (arr.shape[1], arr.shape[0])
             if expected is None:

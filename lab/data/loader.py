@@ -55,7 +55,9 @@ def normalize_name(name: str) -> str:
     key = _ALIASES.get(stripped.lower(), stripped.lower())
     if key not in DATASET_NAMES:
         valid = ", ".join(DATASET_NAMES)
-        raise DataError(f"unknown dataset {name!r}; valid names are {valid} and imagefolder:<path>.")
+        raise DataError(
+            f"unknown dataset {name!r}; valid names are {valid} and imagefolder:<path>."
+        )
     return key
 
 
@@ -158,7 +160,9 @@ def _load_builtin(name: str, folder: Path | None, download: bool) -> Dataset:
         return _store(name, loaded, cpath)
     if not download:
         attempts.append("downloads (disabled: download=False)")
-    raise DataError(f"could not load {name}, tried: {'; '.join(attempts)}; to fix it, {FIX_HINTS[name]}.")
+    raise DataError(
+        f"could not load {name}, tried: {'; '.join(attempts)}; to fix it, {FIX_HINTS[name]}."
+    )
 
 
 def _store(name: str, loaded: Loaded, cpath: Path) -> Dataset:
@@ -187,12 +191,16 @@ def _load_imagefolder(spec: str) -> Dataset:
         arrays, class_names, fp, rec = got
         return Dataset(name, *arrays, class_names, f"cache {cpath}", fp, (rec,))
     arrays, class_names, records = read_imagefolder(root)
-    ds = Dataset(name, *arrays, class_names, f"user folder {root}", fingerprint(*arrays), tuple(records))
+    ds = Dataset(
+        name, *arrays, class_names, f"user folder {root}", fingerprint(*arrays), tuple(records)
+    )
     write_cache(cpath, ds, key=key)
     return ds
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> Dataset:
+def load_dataset(
+    name: str, data_dir: str | os.PathLike[str] | None = None, *, download: bool = True
+) -> Dataset:
     """Load ``name`` ("mnist", "fashion-mnist", "cifar10" or "imagefolder:<path>"), verified.
 
     ``data_dir`` (default ``$LAB_DATA_DIR``) is searched first; ``download=False`` means no

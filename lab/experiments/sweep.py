@@ -73,9 +73,8 @@ def sweep_lock(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             fh.seek(0)
             pid = fh.read().strip() or "?"
-            raise LabError(
-                f"another `lab sweep run` (pid {pid}) is working on {str(folder)!r}; wait for it or stop it"
-            ) from None
+            raise LabError(f"another `lab sweep run` (pid {pid}) is working on {str(folder)!r}; wait for it or stop it"
+                           ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -135,15 +134,8 @@ def _drive(store: Store, out: Path, cells: list[Cell], engine: Engine, progress:
     todo = [k for k, s in status.items() if s == "pending"]
     failed_before = {k: rows[k].error or "" for k, s in status.items() if s == "failed"}
     running: dict[cf.Future[Outcome], tuple[str, float]] = {}
-    bar = progress_bar(
-        total=len(by_key),
-        initial=len(result.skipped),
-        desc="sweep",
-        unit="cell",
-        enabled=progress,
-        lines="update",
-        leave=True,
-    )
+    bar = progress_bar(total=len(by_key), initial=len(result.skipped), desc="sweep", unit="cell", enabled=progress,
+                       lines="update", leave=True)
     started = 0
     try:
         while todo or running:

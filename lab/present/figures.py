@@ -61,9 +61,7 @@ def plot_accuracy_vs_eps(report: RobustnessReport, path: str | os.PathLike[str])
                 zorder=3)  # fmt: skip
     if not missing(report.clean_accuracy):
         clean = 100 * float(report.clean_accuracy)
-        ax.axhline(
-            clean, color="gray", linestyle=":", linewidth=1.2, label=f"clean accuracy {pct(report.clean_accuracy)}"
-        )
+        ax.axhline(clean, color="gray", linestyle=":", linewidth=1.2, label=f"clean accuracy {pct(report.clean_accuracy)}")
         ax.plot([0.0], [clean], marker="*", markersize=12, color="gray", linestyle="none")
     ax.set_xticks(eps)
     labels = [eps_label(report, e) for e in eps]

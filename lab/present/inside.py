@@ -166,3 +166,4 @@ def drift_lines(runs: Sequence[InsideRun]) -> list[str]:
         values = [f"{t[i]['drift']:.4f}" if i < len(t) else "-" for t in tables]
         rows.append([short_layer(row["layer"]), row["kind"], "x".join(map(str, row["shape"])), *values])
     return align(rows, right=set())
+

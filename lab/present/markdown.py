@@ -57,18 +57,9 @@ def threat_row_lines(report: RobustnessReport) -> list[str]:
         rows.append([t["name"], t.get("description", "")] + [pct((r.rows or {}).get(t["name"])) for r in eps])
     rows.append(["**every row**", "robust only if every attack of every row failed on the image (the robust accuracy)"]
                 + [f"**{pct(r.robust_accuracy)}**" for r in eps])  # fmt: skip
-    return (
-        [
-            "## Threat rows",
-            "",
-            "Every attack runs in every row; the defended model judges each result. "
+    return ["## Threat rows", "", "Every attack runs in every row; the defended model judges each result. "
             "The robust accuracy at each epsilon is the per-image worst case over all rows (last line), "
-            "never above the lowest row.",
-            "",
-        ]
-        + _md_table(header, rows)
-        + [""]
-    )
+            "never above the lowest row.", ""] + _md_table(header, rows) + [""]
 
 
 def report_markdown(report: RobustnessReport) -> str:
@@ -76,14 +67,10 @@ def report_markdown(report: RobustnessReport) -> str:
     m = report.model or {}
     data = (report.meta or {}).get("data") or {}
     lines = [f"# Robustness report: {model_title(report)}", ""]
-    facts = [
-        ("model", f"{m.get('arch', '?')} ({m.get('dataset', '?')})" + (f", run `{m['run']}`" if m.get("run") else ""))
-    ]
+    facts = [("model", f"{m.get('arch', '?')} ({m.get('dataset', '?')})" + (f", run `{m['run']}`" if m.get("run") else ""))]
     if m.get("test_acc") is not None:
         facts.append(("test accuracy from training", pct(m.get("test_acc"))))
-    facts.append(
-        ("threat model", f"{norm_name(report.norm)}, eps {', '.join(eps_label(report, e) for e in report.eps)}")
-    )
+    facts.append(("threat model", f"{norm_name(report.norm)}, eps {', '.join(eps_label(report, e) for e in report.eps)}"))
     examples = str(report.n)
     if data.get("split"):
         examples += (f" ({data.get('dataset', '')} {data['split']} images "
@@ -100,10 +87,7 @@ def report_markdown(report: RobustnessReport) -> str:
     lines += threat_row_lines(report)
     lines += ["## Results", ""]
     for r in report.results:
-        lines.append(
-            f"### eps = {eps_label(report, r.eps)}"
-            + (f" ({r.eps:.4g})" if eps_label(report, r.eps) != num(r.eps) else "")
-        )
+        lines.append(f"### eps = {eps_label(report, r.eps)}" + (f" ({r.eps:.4g})" if eps_label(report, r.eps) != num(r.eps) else ""))
         lines.append("")
         if not r.attacks:
             lines.append(f"No attack runs at eps {eps_label(report, r.eps)}: robust accuracy = clean accuracy "
@@ -111,19 +95,7 @@ def report_markdown(report: RobustnessReport) -> str:
             lines.append("")
             continue
         rows = _attack_rows(report, r)
-        rows.append(
-            [
-                f"**{worst_case_label(report)}**",
-                "",
-                "",
-                "",
-                f"**{pct(r.robust_accuracy)}**",
-                "",
-                "",
-                "",
-                f"{r.seconds:.2f}",
-            ]
-        )
+        rows.append([f"**{worst_case_label(report)}**", "", "", "", f"**{pct(r.robust_accuracy)}**", "", "", "", f"{r.seconds:.2f}"])
         lines += _md_table(ATTACK_COLUMNS, rows)
         lines.append("")
     lines += ["## Gradient-masking checks", ""]
@@ -136,9 +108,7 @@ def report_markdown(report: RobustnessReport) -> str:
         if report.unrun_checks:
             lines += ["", "A check that did not run guards nothing: it is not a pass."]
     else:
-        lines.append(
-            "Not run (`--no-checks`, or no epsilon above 0): nothing guards these numbers against gradient masking."
-        )
+        lines.append("Not run (`--no-checks`, or no epsilon above 0): nothing guards these numbers against gradient masking.")
     lines.append("")
     if report.warnings:
         lines += ["## Warnings", ""] + [f"- {_md(w)}" for w in report.warnings] + [""]

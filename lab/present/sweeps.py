@@ -217,9 +217,7 @@ def explain_figure(folder: str | os.PathLike[str], *, metric: str = "deletion_au
 
 def time_figure(st: SweepStatus) -> Figure:
     """Seconds per finished cell, longest first, coloured by kind."""
-    done = sorted(
-        (r for r in st.cells if r.status == "done" and r.seconds is not None), key=lambda r: -(r.seconds or 0)
-    )
+    done = sorted((r for r in st.cells if r.status == "done" and r.seconds is not None), key=lambda r: -(r.seconds or 0))
     kinds = list(dict.fromkeys(r.kind for r in done))
     fig = Figure(figsize=(7, max(2.5, 0.25 * len(done) + 1)))
     ax = fig.add_subplot()
@@ -259,9 +257,7 @@ def reproduce_markdown(bench: Benchmark, rows: list[ReproRow], budget: str, seco
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]  # fmt: skip
     for r in rows:
         lab_aa = f"{_p(r.autoattack)} ({r.n:,})" if r.autoattack is not None and r.n else "not yet run"
-        pub = (
-            f"{_p(r.published)} ({r.published_n:,})" if r.published is not None and r.published_n else "none published"
-        )
+        pub = f"{_p(r.published)} ({r.published_n:,})" if r.published is not None and r.published_n else "none published"
         diff = (f"{100 * (r.autoattack - r.published):+.2f} points" if r.autoattack is not None
                 and r.published is not None else "-")  # fmt: skip
         checks = "-" if r.masking_failed is None else ("all pass" if r.masking_failed == 0 else
@@ -276,10 +272,8 @@ def reproduce_markdown(bench: Benchmark, rows: list[ReproRow], budget: str, seco
     else:
         lines.append(f"No published AutoAttack table exists for {bench.title}: only the lab's numbers are shown.")
     if any(r.n and r.published_n and r.n < r.published_n for r in rows):
-        lines.append(
-            "The lab's numbers are on fewer test images than the published ones: a sample, with its "
-            "sampling error (about ±2 points at n 200, ±0.3 at n 10,000, one standard error at 90%)."
-        )
+        lines.append("The lab's numbers are on fewer test images than the published ones: a sample, with its "
+                     "sampling error (about ±2 points at n 200, ±0.3 at n 10,000, one standard error at 90%).")
     if seconds is not None:
         lines.append(f"Wall time of this command: {_duration(seconds)}.")
     return "\n".join(lines)

@@ -219,10 +219,7 @@ def run_attack(
         shift = torch.randint(1, k, (n,), generator=gen).to(device)
         t, targeted = (y + shift) % k, "random"
     elif target is not None:
-        t, targeted = (
-            torch.full((n,), resolve_target(info.class_names, target), dtype=torch.int64, device=device),
-            "class",
-        )
+        t, targeted = torch.full((n,), resolve_target(info.class_names, target), dtype=torch.int64, device=device), "class"
 
     t0 = time.perf_counter()
     parts = []

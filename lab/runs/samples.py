@@ -62,7 +62,8 @@ def from_test_set(info: ModelInfo, n: int, offset: int = 0, data_dir: str | os.P
     total = len(ds.test_y)
     if offset + n > total:
         raise LabError(
-            f"{n} test images from index {offset} reach index {offset + n - 1}, but {ds.name} has {total} test images"
+            f"{n} test images from index {offset} reach index {offset + n - 1}, "
+            f"but {ds.name} has {total} test images"
         )
     if tuple(ds.input_shape) != tuple(info.input_shape):
         raise LabError(f"{ds.name} images are {ds.input_shape} but the model takes {tuple(info.input_shape)}")
@@ -71,14 +72,8 @@ def from_test_set(info: ModelInfo, n: int, offset: int = 0, data_dir: str | os.P
         x=ds.test_x[offset:stop],
         y=ds.test_y[offset:stop].astype(np.int64),
         source={
-            "dataset": ds.name,
-            "split": "test",
-            "offset": offset,
-            "n": n,
-            "index_start": offset,
-            "index_stop": stop,
-            "fingerprint": ds.fingerprint,
-            "from": ds.source,
+            "dataset": ds.name, "split": "test", "offset": offset, "n": n, "index_start": offset,
+            "index_stop": stop, "fingerprint": ds.fingerprint, "from": ds.source,
         },
         names=[f"test[{i}]" for i in range(offset, stop)],
         test_indices=list(range(offset, stop)),

@@ -217,14 +217,8 @@ def _train_epoch(cfg: RunConfig, step_fn: nn.Module, opt: torch.optim.Optimizer,
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
     channels_last = cfg.runtime.channels_last
-    bar = progress_bar(
-        total=steps_per_epoch,
-        desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-        unit="batch",
-        enabled=progress and dd.main,
-        lines="none",
-        mininterval=0.5,
-    )  # the epoch's line is logged below
+    bar = progress_bar(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
+                       enabled=progress and dd.main, lines="none", mininterval=0.5)  # the epoch's line is logged below
     t0 = time.perf_counter()
     step = epoch * steps_per_epoch
     batches = data.batches(batch, order=order, augment=cfg.data.augment, padding=cfg.data.crop_padding, generator=gen)

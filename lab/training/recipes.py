@@ -148,9 +148,7 @@ def load_classifier(path: str | os.PathLike[str], info: ModelInfo | None = None)
             )
         if ci.dataset != info.dataset or (ci.dataset_fingerprint and info.dataset_fingerprint
                                           and ci.dataset_fingerprint != info.dataset_fingerprint):  # fmt: skip
-            raise LabError(
-                f"the classifier {str(path)!r} was trained on {ci.dataset}, not on this recipe's {info.dataset}"
-            )
+            raise LabError(f"the classifier {str(path)!r} was trained on {ci.dataset}, not on this recipe's {info.dataset}")
     record = {"path": str(Path(path)), "weights_sha256": file_sha256(ck.path),
               "test_acc": ck.metrics.get("test_acc"), "defense": ck.record.get("defense")}  # fmt: skip
     return ck.model, record

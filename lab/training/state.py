@@ -81,7 +81,7 @@ def restore_state(tensors: dict[str, torch.Tensor], record: dict[str, Any], mode
                   opt: torch.optim.Optimizer, where: str, *, rng: bool = True) -> None:  # fmt: skip
     """Put what :func:`state_tensors` saved back into ``model`` and ``opt`` (and the RNG);
     CheckpointError naming ``where`` when it does not fit."""
-    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     ckpt.load_state_into(model, weights, where)
     state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
@@ -131,9 +131,7 @@ def resume_config(out: Path, cfg: RunConfig | None, overrides: tuple[str, ...]) 
     return wanted, state_path
 
 
-def open_run(
-    out: Path, cfg: RunConfig | None, resume: bool, overrides: tuple[str, ...]
-) -> tuple[RunConfig, Path | None]:
+def open_run(out: Path, cfg: RunConfig | None, resume: bool, overrides: tuple[str, ...]) -> tuple[RunConfig, Path | None]:
     """``(recipe, state file to resume from or None)`` for a run in ``out``. A new run needs a
     recipe and an empty folder (nothing is overwritten); a resumed one drops stale temp files."""
     if resume:

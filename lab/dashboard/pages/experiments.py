@@ -19,7 +19,7 @@ from typing import Any
 import streamlit as st
 
 from lab.core.errors import LabError
-from lab.dashboard import cache, settings, sweep_folders
+from lab.dashboard import settings, sweep_cache, sweep_folders
 from lab.dashboard.sweep_folders import ANY, duration
 from lab.dashboard.ui import run_name, user_errors
 from lab.experiments.store import CellRow
@@ -123,7 +123,7 @@ def _figures(folder: Path, st_: SweepStatus, recs: list[dict[str, Any]], where: 
         with tab:
             pins = {a: v for a, v in where.items() if a not in NOT_FOR.get(kind, set()) | {by}}
             try:
-                st.image(cache.sweep_figure(folder, kind, st_, by=by, where=pins, metric=metric))
+                st.image(sweep_cache.sweep_figure(folder, kind, st_, by=by, where=pins, metric=metric))
             except LabError as exc:
                 st.warning(f"Not drawn: {exc}")
 
