@@ -43,6 +43,7 @@ from lab.core.text import pct
 from lab.dashboard import jobs, serve
 from lab.dashboard.job_record import Job, load_job
 from lab.present import reports
+from lab.training.checkpoint import MODEL_FILE, STATE_FILE
 
 #: what every demo model is evaluated with: the quick suite (per-image worst case over its
 #: attacks, with the gradient-masking checks) at five L-inf radii on the first N test images
@@ -106,7 +107,7 @@ def _status(run: Path) -> str | None:
 
 
 def trained(run: Path) -> bool:
-    return _status(run) in ("complete", "stopped_early") and (run / "model.safetensors").is_file()
+    return _status(run) in ("complete", "stopped_early") and (run / MODEL_FILE).is_file()
 
 
 def evaluated(run: Path) -> bool:
@@ -123,7 +124,7 @@ def train_here(model: Model, runs: Path, recipes: Path, extra: Sequence[str] = (
     cmd = _lab("train", "--config", str(recipes / f"{model.run}.toml"), "--out", str(out))
     for o in model.overrides(runs, extra):
         cmd += ["--set", o]
-    if (out / "train_state.safetensors").is_file():
+    if (out / STATE_FILE).is_file():
         cmd.append("--resume")
     rc = subprocess.call(cmd)  # noqa: S603 - our own interpreter and module
     if rc != 0:
@@ -147,11 +148,6 @@ def summary(run: Path) -> str:
     return "; ".join(parts)
 
 
-def _running_job(runs: Path, out: Path) -> Job | None:
-    return next((j for j in jobs.list_jobs(runs) if j.status in ("starting", "running")
-                 and Path(j.out).resolve() == out.resolve()), None)  # fmt: skip
-
-
 def _wait(job: Job, poll: float = 1.0) -> Job:
     while True:
         job = load_job(job.record)
@@ -172,7 +168,7 @@ class Queue:
 
     def _start(self, model: Model) -> Job | None:
         out = self.runs / model.run
-        busy = _running_job(self.runs, out)
+        busy = jobs.running_job(self.runs, out)
         if busy is not None:  # a job of an earlier demo (or of the Models page) still works on it
             self.clock.say(f"{model.what}: waiting for job {busy.id}, which works on {out}")
             return busy
@@ -182,7 +178,7 @@ class Queue:
                 if evaluated(out)
                 else jobs.start_evaluation(out, self.runs, self.evaluate, recipe=model.run, nice=NICE)
             )
-        resume = (out / "train_state.safetensors").is_file()
+        resume = (out / STATE_FILE).is_file()
         return jobs.start_training(self.recipes / f"{model.run}.toml", model.run, self.runs, self.recipes,
                                    overrides=model.overrides(self.runs, self.extra), resume=resume,
                                    evaluate=self.evaluate, nice=NICE)  # fmt: skip

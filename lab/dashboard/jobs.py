@@ -127,12 +127,16 @@ def _eval_cmd(py: str, out: Path, args: Sequence[str]) -> list[str]:
     return [py, "-m", "lab", "eval", "--model", str(out.resolve()), *args]
 
 
+def running_job(runs_root: str | os.PathLike[str], out: str | os.PathLike[str]) -> Job | None:
+    """The job that is starting or running on the run folder ``out``, if any."""
+    return next((j for j in list_jobs(runs_root) if j.status in ("starting", "running") and same_folder(j.out, out)),
+                None)  # fmt: skip
+
+
 def _refuse_busy(root: Path, out: Path) -> None:
-    for other in list_jobs(root):
-        if other.status in ("starting", "running") and same_folder(other.out, out):
-            raise LabError(
-                f"{str(out)!r} is already being trained or evaluated (job {other.id}); wait for it or stop it"
-            )
+    other = running_job(root, out)
+    if other is not None:
+        raise LabError(f"{str(out)!r} is already being trained or evaluated (job {other.id}); wait for it or stop it")
 
 
 def _launch(root: Path, run_name: str, rec: Path, out: Path, cmd: list[str], then: list[list[str]], *,
