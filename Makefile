@@ -55,7 +55,7 @@ demo: $(RUNTIME)
 
 # The dashboard on the models under runs/, on this machine only (http://localhost:8501).
 dashboard: $(RUNTIME)
-	$(BIN)/streamlit run app.py --server.address localhost
+	$(BIN)/python -m lab.dashboard.server --server.address localhost
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

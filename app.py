@@ -6,10 +6,14 @@ through lab.dashboard; nothing is computed here.
 
 from __future__ import annotations
 
-import streamlit as st
+from lab.dashboard import warm
 
-from lab.dashboard.pages import HERE, PAGES
-from lab.dashboard.settings import keep_page_settings, runs_folder_setting
+warm.wait()  # started by lab.dashboard.server: the page's imports, loaded while the server came up
+
+import streamlit as st  # noqa: E402
+
+from lab.dashboard.pages import HERE, PAGES  # noqa: E402
+from lab.dashboard.settings import keep_page_settings, runs_folder_setting  # noqa: E402
 
 st.set_page_config(page_title="The lab", page_icon=":material/science:", layout="wide")
 pages = [st.Page(HERE / file, title=title, icon=icon, default=i == 0) for i, (file, title, icon) in enumerate(PAGES)]

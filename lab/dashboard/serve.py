@@ -1,4 +1,5 @@
-"""Start and stop ``streamlit run app.py`` as a child process on a free localhost port.
+"""Start and stop ``streamlit run app.py`` (as ``python -m lab.dashboard.server``, which loads
+the Playground's imports while the server starts) as a child process on a free localhost port.
 
 Shared by the browser test (``tests/dashboard/test_dashboard_browser.py``) and the
 cold-start benchmark (``benchmarks/dashboard_latency.py``) and ``make demo``
@@ -50,14 +51,15 @@ def start(
     log: IO[bytes] | None = None,
     port: int = 0,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``streamlit run app.py`` on ``runs_dir`` (headless, localhost, a free port): (process, URL).
+    """``streamlit run app.py`` on ``runs_dir``, through :mod:`lab.dashboard.server` (headless,
+    localhost, a free port): (process, URL).
 
     ``env``: the child's environment (default: this one's); ``log``: where its output goes
     (default: discarded); ``port``: the port to use when it is free (default: any free one).
     """
     port = free_port(port)
     child_env = dict(os.environ if env is None else env, LAB_RUNS_DIR=str(runs_dir))
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless",
+    cmd = [sys.executable, "-m", "lab.dashboard.server", "--server.port", str(port), "--server.headless",
            "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"]  # fmt: skip
     out = subprocess.DEVNULL if log is None else log
     proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT)
