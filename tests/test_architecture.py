@@ -55,6 +55,7 @@ LAZY_OK = {
 DYNAMIC_IMPORTERS = {
     "lab/core/registry.py": "finds every module of its package and the plug-ins' entry points",
     "lab/cli/__init__.py": "imports only the command that runs, from its COMMANDS table (lab --help stays fast)",
+    "lab/dashboard/warm.py": "imports the first page's modules in a thread while the dashboard's server starts",
 }
 MAX_LINES = 300
 LONG_BECAUSE = re.compile(r"^\s*Long because\s+\S+(\s+\S+){2,}", re.MULTILINE)
