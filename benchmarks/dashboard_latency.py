@@ -8,10 +8,11 @@ come up.
    ``--n`` different test images after one warm-up call; prints p50 / p95 / max, with the
    Playground's preview settings for the methods (its default) and with their full settings.
    Goal: p95 <= 0.5 s on the 2-core CPU.
-2. Cold start: ``streamlit run app.py`` on a free localhost port, timed from launching the
-   process until the server answers its health check, and until the Playground has
-   rendered its first result ("Adversarial prediction") in a headless chromium (Playwright;
-   skipped without chromium). Goal: <= 5 s once models exist.
+2. Cold start: the dashboard (``python -m lab.dashboard.server``, as ``make dashboard``) on a
+   free localhost port, timed from launching the process until the server answers its
+   health check, and until the Playground has rendered its first result ("Adversarial
+   prediction") in a headless chromium (Playwright; skipped without chromium).
+   Goal: <= 5 s once models exist.
 
     python benchmarks/dashboard_latency.py [--model runs/demo_smallcnn] [--n 30] [--runs-dir runs] [--cold 3]
 """
@@ -123,7 +124,7 @@ def main() -> None:
             import playwright  # noqa: F401  # optional (dev extra): without it, the health check only
         except ImportError:
             chromium = None
-        print(f"\ncold start: streamlit run app.py on {args.runs_dir!r}, {args.cold} times"
+        print(f"\ncold start: python -m lab.dashboard.server on {args.runs_dir!r}, {args.cold} times"
               + ("" if chromium else " (no chromium/Playwright: health check only)"))  # fmt: skip
         healthy, rendered = [], []
         for _ in range(args.cold):

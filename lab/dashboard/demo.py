@@ -4,7 +4,8 @@ the lab's four kinds of model appearing in it as they finish.
 1. ``lab data fetch mnist``;
 2. the standard SmallCNN (``configs/demo_smallcnn.toml``) trained here, in the foreground:
    the first model the dashboard needs;
-3. the dashboard started (``streamlit run app.py`` on localhost) and its URL printed;
+3. the dashboard started (``python -m lab.dashboard.server``: ``streamlit run app.py`` with
+   the Playground's imports loaded while the server starts) on localhost, its URL printed;
 4. in the background, one after the other (two cores do one job at a time best), each as a
    dashboard job the Models page follows (:mod:`lab.dashboard.jobs`): the SmallCNN evaluated
    under attack, then the attention CNN, the PGD-trained FastNet and the denoiser (a DAE in
@@ -12,8 +13,8 @@ the lab's four kinds of model appearing in it as they finish.
    when the last is, how long after the start.
 
 The recipes are ``configs/demo_*.toml``: the lab's recipes for these four models
-(``configs/mnist_smallcnn.toml`` and its siblings), shortened (1 or 2 epochs; the denoiser
-on 20,000 images) so that all four are ready within minutes on a 2-core CPU. Each run reports
+(``configs/mnist_smallcnn.toml`` and its siblings), shortened (1 or 2 epochs; the attention CNN
+on 30,000 images, the denoiser on 10,000) so that all four are ready within minutes on a 2-core CPU. Each run reports
 its own accuracy and robustness; the full recipes make better models.
 
 Running it again continues: a finished model is kept, an interrupted training resumes from
