@@ -13,9 +13,10 @@ the lab's four kinds of model appearing in it as they finish.
    when the last is, how long after the start.
 
 The recipes are ``configs/demo_*.toml``: the lab's recipes for these four models
-(``configs/mnist_smallcnn.toml`` and its siblings), shortened (1 or 2 epochs; the attention CNN
-on 30,000 images, the denoiser on 10,000) so that all four are ready within minutes on a 2-core CPU. Each run reports
-its own accuracy and robustness; the full recipes make better models.
+(``configs/mnist_smallcnn.toml`` and its siblings), shortened (1 or 2 epochs; the attention
+CNN on 30,000 images, the denoiser on 10,000) so that all four are ready within minutes on a
+2-core CPU. Each run reports its own accuracy and robustness; the full recipes make better
+models.
 
 Running it again continues: a finished model is kept, an interrupted training resumes from
 its last finished epoch, an evaluated model is not evaluated again. Ctrl-C stops the job that
