@@ -89,7 +89,7 @@ def _add_eval_parser(sub: Any) -> None:
         "Exit 1 when --fail-under is missed. Under torchrun --nproc_per_node N -m lab eval ... the images are "
         "split across the N processes and rank 0 writes the one report, with a single process's numbers."))  # fmt: skip
     p.add_argument("--model", required=True, help="run folder or model.safetensors")
-    p.add_argument("--suite", help="quick | standard | extended | autoattack (default: quick when no --attack is given)")
+    p.add_argument("--suite", help="quick | standard | extended | autoattack | autoattack-fast (default: quick when no --attack is given)")
     p.add_argument("--attack", dest="attacks", action="append", default=[], metavar="NAME",
                    help="an attack to run besides the suite (repeatable)")  # fmt: skip
     p.add_argument("--eps", help=EPS_HELP + " (default: 0.3 L-inf / 1.5 L2 on grayscale data, 8/255 / 0.5 on RGB)")

@@ -4,7 +4,13 @@
 * ``standard``: adds PGD-100 with 10 restarts under the cross-entropy and the margin loss;
 * ``extended``: FGSM, PGD-20 and PGD-100 (margin), no restarts: the defended models' table,
   where every threat row runs every attack;
-* ``autoattack``: the official AutoAttack, standard version (Croce & Hein 2020).
+* ``autoattack``: the official AutoAttack, standard version (Croce & Hein 2020), the reference;
+* ``autoattack-fast``: AutoAttack's standard attacks less FAB-T, on the lab's own loop: APGD-CE
+  and APGD-T (targeted DLR, 9 targets) re-implemented in :mod:`attacks.lab_apgd` (active set,
+  batched targets, low-precision steering confirmed in fp32), then the official Square (5,000
+  queries, AutoAttack's schedule, its queries to a TorchScript inference copy of the model where
+  one answers like it: :mod:`lab.models.frozen`) on what survives. Its report names each attack for what it
+  is; ``benchmarks/autoattack_fast.py`` measures its agreement with ``autoattack``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ SUITES: dict[str, list[AttackSpec]] = {
         AttackSpec("pgd", {"steps": 100, "loss": "margin"}),
     ],
     "autoattack": [AttackSpec("autoattack", {"version": "standard"}, label="autoattack (standard)")],
+    "autoattack-fast": [
+        AttackSpec("lab_apgd", {"loss": "ce"}, label="APGD-CE (lab)"),
+        AttackSpec("lab_apgd", {"loss": "dlr", "targets": 9}, label="APGD-T (lab, 9 targets)"),
+        AttackSpec("square", {"n_queries": 5000, "rescale_schedule": False, "chunk": 250, "fast_forward": True},
+                   label="Square-5000 (official)"),
+    ],
 }
 
 

@@ -55,6 +55,7 @@ class TrainConfig:
     warmup_frac: float = 0.2  # onecycle: fraction of steps spent rising to the peak
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # 0: off
+    ema_decay: float = 0.0  # 0: off; else the weights' exponential moving average is the saved model
     eval_batch_size: int = 1000
 
 
@@ -146,6 +147,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{key} must not be negative, got {flat[key]!r}")
     if not 0.0 < cfg.train.warmup_frac < 1.0:
         raise ConfigError(f"train.warmup_frac must be between 0 and 1, got {cfg.train.warmup_frac}")
+    if not 0.0 <= cfg.train.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight averaging), got {cfg.train.ema_decay}")
     if cfg.train.label_smoothing >= 1.0:
         raise ConfigError(f"train.label_smoothing must be below 1, got {cfg.train.label_smoothing}")
     dev = cfg.runtime.device

@@ -36,9 +36,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from defenses import CollapseGuard, Defense
 from defenses.denoisers.training import DenoiserTraining
+from defenses.inner import plain_module
 from lab.core.distributed import Dist, barrier, dist_from_env, leave, mean_over_ranks, sum_over_ranks
 from lab.core.progress import progress as progress_bar
 from lab.core.runtime import autocast, pick_dtype, seed_everything, set_threads
@@ -49,7 +51,7 @@ from lab.training.config import RunConfig
 from lab.training.distributed import data_parallel
 from lab.training.schedule import lr_at
 from lab.training.setup import load_data, make_optimizer, model_and_defense, model_info, place, training_device
-from lab.training.state import Resumed, RunWriter, load_resumed, open_run, restore_state, snapshot
+from lab.training.state import Resumed, RunWriter, load_resumed, make_ema, open_run, restore_state, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +95,10 @@ def train(
     model = place(model, device, cfg.runtime.channels_last)
     opt = make_optimizer(cfg, model)
     trainable = any(p.requires_grad for p in model.parameters())
+    ema = make_ema(model, cfg.train.ema_decay) if trainable else None
     run = Resumed()
     if state_path is not None:
-        run = load_resumed(state_path, ds, model, opt, guard, device)
+        run = load_resumed(state_path, ds, model, opt, guard, device, ema)
         if dd.main:
             log.info("resuming %s after epoch %d", out, run.start_epoch)
     history, start_epoch, wall_before = run.history, run.start_epoch, run.wall_before
@@ -106,7 +109,9 @@ def train(
     per_rank_batch = max(1, cfg.train.batch_size // dd.world)
     steps_per_epoch = math.ceil(len(train_data) / (per_rank_batch * dd.world))
     total_steps = steps_per_epoch * cfg.train.epochs
-    writer = RunWriter(out, cfg, ds, model, opt, defense, guard, device, amp_dtype, world=dd.world, main=dd.main)
+    writer = RunWriter(out, cfg, ds, model, opt, defense, guard, device, amp_dtype, world=dd.world, main=dd.main,
+                       ema=ema)  # fmt: skip
+    judged: LabModel = ema.module if ema is not None else model  # type: ignore[assignment]  # what is evaluated and saved
 
     if start_epoch >= cfg.train.epochs:
         log.info("%s already completed %d epochs", out, start_epoch)
@@ -127,11 +132,11 @@ def train(
     try:
         for epoch in range(start_epoch, cfg.train.epochs if not stopped else start_epoch):
             row = _train_epoch(cfg, step_fn, opt, train_data, epoch, steps_per_epoch, total_steps,
-                               per_rank_batch, dd, device, amp_dtype, progress, defense)  # fmt: skip
+                               per_rank_batch, dd, device, amp_dtype, progress, defense, ema)  # fmt: skip
             barrier(dd)
             if guard is not None:
                 stopped = _guard_check(guard, epoch + 1, model, opt, row, dd, device)
-            row["test_acc"] = accuracy(model, test_data, cfg.train.eval_batch_size) if dd.main else float("nan")
+            row["test_acc"] = accuracy(judged, test_data, cfg.train.eval_batch_size) if dd.main else float("nan")
             history.append(row)
             if dd.main:
                 log.info(
@@ -156,11 +161,11 @@ def train(
 
     opt.zero_grad(set_to_none=True)  # hand back a model without stale gradients
     wall = wall_before + time.perf_counter() - t_run
-    final_acc = accuracy(model, test_data, cfg.train.eval_batch_size)
+    final_acc = accuracy(judged, test_data, cfg.train.eval_batch_size)
     metrics = {"test_acc": final_acc}
     if history:
         metrics.update(train_loss=history[-1]["loss"], train_acc=history[-1]["train_acc"])
-    return TrainResult(out_dir=out, model=model.eval(), metrics=metrics, history=history, wall_time_s=wall)
+    return TrainResult(out_dir=out, model=judged.eval(), metrics=metrics, history=history, wall_time_s=wall)
 
 
 def _guard_check(guard: CollapseGuard, epoch: int, model: LabModel, opt: torch.optim.Optimizer,
@@ -205,7 +210,7 @@ def _warm_up(step_fn: nn.Module, data: DeviceData, batch: int, device: torch.dev
 def _train_epoch(cfg: RunConfig, step_fn: nn.Module, opt: torch.optim.Optimizer, data: DeviceData,
                  epoch: int, steps_per_epoch: int, total_steps: int, batch: int, dd: Dist,
                  device: torch.device, dtype: torch.dtype | None, progress: bool,
-                 defense: Defense | DenoiserTraining) -> dict[str, float]:  # fmt: skip
+                 defense: Defense | DenoiserTraining, ema: AveragedModel | None = None) -> dict[str, float]:  # fmt: skip
     """One epoch over this rank's share of a seeded permutation; the epoch's history row
     (loss, train accuracy, last learning rate, seconds, images/s), summed over every rank."""
     step_fn.train()
@@ -235,6 +240,8 @@ def _train_epoch(cfg: RunConfig, step_fn: nn.Module, opt: torch.optim.Optimizer,
         if cfg.train.grad_clip > 0:
             nn.utils.clip_grad_norm_(step_fn.parameters(), cfg.train.grad_clip)
         opt.step()
+        if ema is not None:
+            ema.update_parameters(plain_module(step_fn))  # the weights under any DDP / compile wrapper
         n = y.shape[0]
         seen += n
         loss_sum += loss.detach() * n

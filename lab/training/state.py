@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import lab
 from defenses import CollapseGuard, Defense
@@ -158,14 +159,28 @@ class Resumed:
     wall_before: float = 0.0
 
 
+def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    """The exponential moving average of ``model``'s weights and buffers (Polyak averaging as
+    in Gowal et al. 2020), updated after every optimizer step; None when ``decay`` is 0."""
+    if decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def load_resumed(state_path: Path, ds: Dataset, model: nn.Module, opt: torch.optim.Optimizer,
-                 guard: CollapseGuard | None, device: torch.device) -> Resumed:  # fmt: skip
-    """Restore ``model``, ``opt``, the RNG and ``guard`` from ``state_path``; CheckpointError
-    when the run was trained on other data than ``ds``."""
+                 guard: CollapseGuard | None, device: torch.device,
+                 ema: AveragedModel | None = None) -> Resumed:  # fmt: skip
+    """Restore ``model``, ``opt``, the RNG, ``guard`` and ``ema`` from ``state_path``;
+    CheckpointError when the run was trained on other data than ``ds``."""
     tensors, record = ckpt.load_tensors(state_path)
     if record.get("model", {}).get("dataset_fingerprint") not in ("", ds.fingerprint):
         raise CheckpointError(f"{str(state_path)!r} was trained on other data than {ds.name!r} as found now")
     restore_state(tensors, record, model, opt, repr(str(state_path)))
+    if ema is not None:
+        saved = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if not saved:
+            raise CheckpointError(f"{str(state_path)!r} holds no weight average (train.ema_decay) to continue")
+        ckpt.load_state_into(ema, saved, repr(str(state_path)))
     resumed = Resumed(list(record.get("history", [])), int(record["epochs_completed"]),
                       float(record.get("wall_time_s", 0.0)))  # fmt: skip
     if guard is not None:
@@ -204,6 +219,8 @@ class RunWriter:
     dtype: torch.dtype | None
     world: int = 1
     main: bool = True
+    #: the weight average (train.ema_decay): saved in the train state, and it is the run's model
+    ema: AveragedModel | None = None
     base: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -229,6 +246,9 @@ class RunWriter:
             "history": history,
         }
         tensors, opt_meta = state_tensors(self.model, self.opt)
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+            training["weights"] = f"exponential moving average, decay {self.cfg.train.ema_decay:g}"
         extra: dict[str, Any] = {"defense": defense_record(self.defense, self.guard, self.model)}
         if self.guard is not None:
             guard_tensors, extra["guard"] = self.guard.state()
@@ -237,5 +257,6 @@ class RunWriter:
                                    epochs_completed=epoch_done, wall_time_s=wall)  # fmt: skip
         ckpt.save_tensors(self.out / ckpt.STATE_FILE, tensors, record)
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        ckpt.save_model(self.out, self.model, **self.base, defense=extra["defense"], status=status, metrics=metrics,
+        saved = self.ema.module if self.ema is not None else self.model
+        ckpt.save_model(self.out, saved, **self.base, defense=extra["defense"], status=status, metrics=metrics,
                         training=training, created=created)  # fmt: skip
