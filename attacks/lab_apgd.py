@@ -37,7 +37,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from attacks.base import ATTACKS, Attack, num_classes_of
+from attacks.autoattack_common import class_count, need_classes
+from attacks.base import ATTACKS, Attack
 from attacks.losses import LOSSES
 from lab.core.errors import LabError
 from lab.core.rng import image_generators
@@ -112,14 +113,10 @@ class LabAPGD(Attack):
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
-        n_cls = num_classes_of(model)
-        if n_cls is None:
-            with torch.no_grad():
-                n_cls = int(model(x[:1]).shape[-1])
+        n_cls = class_count(model, x)
         k = min(self.targets, n_cls - 1)
-        if self.loss == "dlr" and n_cls < (4 if k else 3):
-            raise LabError(f"the {'targeted ' if k else ''}DLR loss needs a model with at least {4 if k else 3} "
-                           f"classes, this one has {n_cls}")  # fmt: skip
+        if self.loss == "dlr":
+            need_classes(f"the {'targeted ' if k else ''}DLR loss", n_cls, 4 if k else 3)
         out = x.clone()
         per = max(1, self.max_rows // max(k, 1))
         for s in range(0, x.shape[0], per):
