@@ -27,11 +27,10 @@ import torch
 from _common import model_and_test_images
 
 from lab.core.distributed import Dist
-from lab.core.runtime import pick_dtype, seed_everything, set_threads
 from lab.evaluation.engine import evaluate
 from lab.evaluation.suites import suite_specs
 from lab.training.config import load_config
-from lab.training.setup import load_data, make_optimizer, model_and_defense, model_info, place, training_device
+from lab.training.setup import prepare
 
 SPENT: dict[str, float] = defaultdict(float)
 _depth = {"on": 0}
@@ -91,14 +90,8 @@ def report(total: float, what: str, per: str) -> None:
 
 def profile_train(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.set)
-    set_threads(cfg.runtime.threads)
-    device = training_device(cfg.runtime.device, Dist())
-    dtype = pick_dtype(cfg.runtime.precision, device)
-    seed_everything(cfg.seed)
-    ds, train_data, _ = load_data(cfg, device)
-    model, defense, _ = model_and_defense(cfg, model_info(cfg, ds), train_data, dtype)
-    model = place(model, device, cfg.runtime.channels_last)
-    opt = make_optimizer(cfg, model)
+    p = prepare(cfg, Dist())
+    dtype, train_data, model, defense, opt = p.dtype, p.train_data, p.model, p.defense, p.opt
     model.train()
     defense.set_progress(1.0)  # past the epsilon warm-up: a full-strength inner attack
     batches = iter(train_data.batches(cfg.train.batch_size, order=train_data.permutation(cfg.seed, 0)))

@@ -43,14 +43,14 @@ from defenses.denoisers.training import DenoiserTraining
 from defenses.inner import plain_module
 from lab.core.distributed import Dist, barrier, dist_from_env, leave, mean_over_ranks, sum_over_ranks
 from lab.core.progress import progress as progress_bar
-from lab.core.runtime import autocast, pick_dtype, seed_everything, set_threads
+from lab.core.runtime import autocast
 from lab.data.device import DeviceData
 from lab.models import LabModel
 from lab.models.predict import accuracy
 from lab.training.config import RunConfig
 from lab.training.distributed import data_parallel
 from lab.training.schedule import lr_at
-from lab.training.setup import load_data, make_optimizer, model_and_defense, model_info, place, training_device
+from lab.training.setup import prepare
 from lab.training.state import Resumed, RunWriter, load_resumed, make_ema, open_run, restore_state, snapshot
 
 log = logging.getLogger(__name__)
@@ -85,15 +85,9 @@ def train(
     out = Path(out_dir)
     cfg, state_path = open_run(out, cfg, resume, overrides)
     dd = dist_from_env()
-    set_threads(cfg.runtime.threads)
-    device = training_device(cfg.runtime.device, dd)
-    amp_dtype = pick_dtype(cfg.runtime.precision, device)
-    seed_everything(cfg.seed)
-
-    ds, train_data, test_data = load_data(cfg, device)
-    model, defense, guard = model_and_defense(cfg, model_info(cfg, ds), train_data, amp_dtype)
-    model = place(model, device, cfg.runtime.channels_last)
-    opt = make_optimizer(cfg, model)
+    p = prepare(cfg, dd)
+    device, amp_dtype, ds, train_data, test_data = p.device, p.dtype, p.ds, p.train_data, p.test_data
+    model, defense, guard, opt = p.model, p.defense, p.guard, p.opt
     trainable = any(p.requires_grad for p in model.parameters())
     ema = make_ema(model, cfg.train.ema_decay) if trainable else None
     run = Resumed()

@@ -3,6 +3,8 @@ data on the device, the model with its training defense or denoiser, and the opt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -11,6 +13,7 @@ from defenses import CollapseGuard, Defense, build_defense, build_guard
 from defenses.denoisers import wrap
 from defenses.denoisers.training import DenoiserTraining
 from lab.core.distributed import Dist, join
+from lab.core.runtime import pick_dtype, seed_everything, set_threads
 from lab.data import Dataset, load_dataset
 from lab.data.device import DeviceData
 from lab.models import LabModel, ModelInfo, build_model
@@ -97,3 +100,32 @@ def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     if t.optimizer == "adam":
         return torch.optim.Adam(groups, lr=t.lr)
     return torch.optim.AdamW(groups, lr=t.lr)
+
+
+@dataclass
+class Prepared:
+    """Everything a run trains with, built in the order the seeds expect."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # the autocast dtype (None: fp32)
+    ds: Dataset
+    train_data: DeviceData
+    test_data: DeviceData
+    model: LabModel
+    defense: Defense | DenoiserTraining
+    guard: CollapseGuard | None
+    opt: torch.optim.Optimizer
+
+
+def prepare(cfg: RunConfig, dd: Dist) -> Prepared:
+    """Threads, device, precision and seed, then the data, the model with its defense (placed
+    on the device) and the optimizer: what :func:`lab.training.loop.train` (and the profile in
+    ``benchmarks/profile_robust.py``) start from."""
+    set_threads(cfg.runtime.threads)
+    device = training_device(cfg.runtime.device, dd)
+    dtype = pick_dtype(cfg.runtime.precision, device)
+    seed_everything(cfg.seed)
+    ds, train_data, test_data = load_data(cfg, device)
+    model, defense, guard = model_and_defense(cfg, model_info(cfg, ds), train_data, dtype)
+    model = place(model, device, cfg.runtime.channels_last)
+    return Prepared(device, dtype, ds, train_data, test_data, model, defense, guard, make_optimizer(cfg, model))
