@@ -57,6 +57,20 @@ class _Rows:
     names = ("x0", "y", "t", "owner", "x", "x_old", "grad", "x_best", "grad_best", "loss_best", "step",
              "loss_best_last", "reduced_last")  # fmt: skip
 
+    x0: torch.Tensor
+    y: torch.Tensor
+    t: torch.Tensor | None
+    owner: torch.Tensor
+    x: torch.Tensor
+    x_old: torch.Tensor
+    grad: torch.Tensor
+    x_best: torch.Tensor
+    grad_best: torch.Tensor
+    loss_best: torch.Tensor
+    step: torch.Tensor
+    loss_best_last: torch.Tensor
+    reduced_last: torch.Tensor
+
     def __init__(self, **tensors: torch.Tensor | None) -> None:
         for k, v in tensors.items():
             setattr(self, k, v)

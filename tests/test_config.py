@@ -75,7 +75,8 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
 #: what a checkpoint's ``config.defense`` / ``config.denoiser`` has always listed (every setting of every method)
 RECORD_KEYS = {
     "defense": {"name", "norm", "eps", "steps", "alpha", "random_start", "beta", "eps_warmup_epochs", "guard",
-                "guard_drop", "guard_floor", "guard_batch", "guard_steps"},
+                "guard_drop", "guard_floor", "guard_batch", "guard_steps",
+                "warmup_epochs", "ramp_epochs", "kappa_end", "sigma"},  # ibp's and gaussian's
     "denoiser": {"name", "classifier", "attack_eps", "attack_steps", "adv_frac", "noise", "width", "bits", "kernel",
                  "quality", "min_scale"},
 }  # fmt: skip

@@ -3,7 +3,7 @@ real and every face of the lab offers its methods.
 
 ``tests/plugins/demo`` is a distribution of its own (``lab-plugin-demo``): one file per
 method and a pyproject.toml that declares them under the entry-point groups ``lab.attacks``,
-``lab.explainers``, ``lab.models``, ``lab.defenses`` and ``lab.denoisers`` (see
+``lab.explainers``, ``lab.models``, ``lab.defenses``, ``lab.denoisers`` and ``lab.detectors`` (see
 :mod:`lab.core.registry`). The lab's code never
 names it. It is built and installed with pip into a temporary folder (real ``dist-info``
 metadata, real entry points), and everything below runs in subprocesses whose
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow  # a pip install, a training run and a dozen lab p
 DEMO = Path(__file__).resolve().parent / "plugins" / "demo"
 DIST = "lab-plugin-demo"
 ATTACK, EXPLAINER, MODEL = "plug_sign", "plug_grad", "plug_tiny"
-DEFENSE, DENOISER = "plug_uniform", "plug_blur"
+DEFENSE, DENOISER, DETECTOR = "plug_uniform", "plug_blur", "plug_range"
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ PLUGINS = (
     Plugin("lab.models", MODEL, "lab_plugin_demo.model"),
     Plugin("lab.defenses", DEFENSE, "lab_plugin_demo.defense"),
     Plugin("lab.denoisers", DENOISER, "lab_plugin_demo.denoiser"),
+    Plugin("lab.detectors", DETECTOR, "lab_plugin_demo.detector"),
 )
 
 #: entry-point group -> (module, name) of the registry that loads it
@@ -56,6 +57,7 @@ REGISTRIES = {
     "lab.attacks": ("attacks.base", "ATTACKS"),
     "lab.defenses": ("defenses.base", "DEFENSES"),
     "lab.denoisers": ("defenses.denoisers.base", "DENOISERS"),
+    "lab.detectors": ("defenses.detectors.base", "DETECTORS"),
     "lab.explainers": ("explain.base", "EXPLAINERS"),
     "lab.models": ("lab.models.registry", "MODELS"),
 }
@@ -205,6 +207,16 @@ def test_the_cli_offers_the_plugins_among_its_choices(site: Path, run: Path) -> 
     assert_user_error(lab(site, "attack", "--model", str(run), "--attack", "no_such_attack"), ATTACK)
     assert_user_error(lab(site, "eval", "--model", str(run), "--attack", "no_such_attack"), ATTACK)
     assert_user_error(lab(site, "explain", "--model", str(run), "--method", "no_such_method"), EXPLAINER)
+
+
+def test_lab_detect_runs_the_plugin_detector_with_its_own_setting(site: Path, run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "detect"
+    proc = lab(site, "detect", "--model", str(run), "--detector", DETECTOR, "--param", "power=2", "--eps", "0.2",
+               "-n", "8", "--steps", "5", "--calib-n", "100", "--fit-n", "0", "--no-progress", "--report", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "detection.json").read_text())
+    assert data["detector"]["name"] == DETECTOR and data["detector"]["settings"] == {"power": 2.0}
+    assert_user_error(lab(site, "detect", "--model", str(run), "--detector", "no_such_detector"), DETECTOR)
 
 
 def test_lab_attack_runs_the_plugin_attack_with_its_own_setting(site: Path, run: Path, tmp_path: Path) -> None:

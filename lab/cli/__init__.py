@@ -1,6 +1,6 @@
 """The ``lab`` command line. It parses arguments and renders what the Python API returns.
 
-One module per command (``lab.cli.train``, ``eval``, ``attack``, ``explain``, ``models``,
+One module per command (``lab.cli.train``, ``eval``, ``certify``, ``detect``, ``attack``, ``explain``, ``models``,
 ``data``, ``sweep``, ``reproduce``), each with ``run(args) -> exit code``; the arguments are :mod:`lab.cli.parser`'s.
 
 Exit codes: 0 success, 1 a threshold missed or an unverified number refused (``lab eval
@@ -24,7 +24,7 @@ __all__ = ["EXIT_USER_ERROR", "COMMANDS", "build_parser", "main"]
 #: command -> the module whose ``run(args)`` carries it out. A command's module is imported
 #: only when that command runs, so ``lab models`` or ``lab --help`` does not load the attacks,
 #: captum and matplotlib that ``lab explain`` needs.
-COMMANDS = {name: f"lab.cli.{name}" for name in ("train", "eval", "attack", "explain", "models", "data", "sweep", "reproduce")}
+COMMANDS = {name: f"lab.cli.{name}" for name in ("train", "eval", "certify", "detect", "attack", "explain", "models", "data", "sweep", "reproduce")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, dd: Dist) -> int:
     threshold = check_threshold(args.fail_under)
     eps = parse_eps(args.eps) if args.eps is not None else None
-    plan = plan_eval(args.suite, args.attacks, eps, args.norm)  # bad epsilon, suite or attack: fail before loading
+    plan = plan_eval(args.suite, args.attacks, eps, args.norm, args.certify)  # bad request: fail before loading
     ckpt = load_model(args.model, join(dd, args.device))
     report = evaluate_plan(
         ckpt, plan, n=args.n, offset=args.offset, batch_size=args.batch_size, checks=not args.no_checks,

@@ -11,12 +11,14 @@ from typing import Any
 
 from defenses import DEFENSES
 from defenses.denoisers import DENOISERS
+from lab.cli.args import EPS_HELP, add_data_dir
+from lab.cli.parser_judges import add_certify_parser, add_detect_parser
 from lab.data import DATASET_NAMES
 from lab.models import MODELS
+from lab.models.bounds import METHODS as BOUND_METHODS
 
 EXIT_USER_ERROR = 2
 
-EPS_HELP = "epsilons: 0.3, 8/255, a list 0,0.1,0.2,0.3 or an inclusive range 0:0.3:0.05"
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,10 +35,6 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
                         "confirm every success in fp32; fp32 runs everything in fp32 (so does $LAB_PRECISION=fp32)")
 
 
-def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder with your own copy of the dataset files (default: $LAB_DATA_DIR)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``lab`` parser: train, models, eval, attack, explain, data (fetch | info), sweep
     (run | status | table | plot), reproduce."""
@@ -48,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default="runs", help="folder to search (default: runs)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_eval_parser(sub)
+    add_certify_parser(sub)
+    add_detect_parser(sub)
     _add_attack_parser(sub)
     _add_explain_parser(sub)
     _add_data_parser(sub)
@@ -67,7 +67,7 @@ def _add_train_parser(sub: Any) -> None:
     p.add_argument("--out", help="run folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     p.add_argument("--device", choices=None, help="auto | cpu | cuda | cuda:N (default: the recipe's, auto)")
-    _add_data_dir(p)
+    add_data_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -78,7 +78,7 @@ def _add_data_parser(sub: Any) -> None:
     for verb, text in (("fetch", "find, verify and cache a dataset"), ("info", "source, sizes, checksums, classes")):
         q = dsub.add_parser(verb, help=text)
         q.add_argument("name", help=names)
-        _add_data_dir(q)
+        add_data_dir(q)
         q.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -107,8 +107,11 @@ def _add_eval_parser(sub: Any) -> None:
                         "unverified: a gradient-masking check failed, none ran, or only weak attacks ran")  # fmt: skip
     p.add_argument("--accept-unverified", action="store_true",
                    help="let --fail-under pass an unverified number (failed or skipped checks, weak attacks only)")
+    p.add_argument("--certify", choices=[*BOUND_METHODS, "smoothing"], metavar="METHOD",
+                   help="also certify the same images at the same radii (ibp | crown-ibp | crown, L-inf) and "
+                        "check per image that certified <= attacked")  # fmt: skip
     _add_precision(p)
-    _add_data_dir(p)
+    add_data_dir(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -135,7 +138,7 @@ def _add_attack_parser(sub: Any) -> None:
     p.add_argument("--offset", type=int, default=0, help="index of the first test image (default: 0)")
     p.add_argument("--image", dest="images", action="extend", nargs="+", default=[], metavar="PATH",
                    help="attack these PNG/JPEG files instead of test images (their labels: the clean predictions)")  # fmt: skip
-    _add_data_dir(p)
+    add_data_dir(p)
     p.add_argument("--out", help="output folder (default: RUN/attack/<attack>-<norm>-<eps>)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--seed", type=int, help="the attack's random seed (default: 0)")
@@ -170,7 +173,7 @@ def _add_explain_parser(sub: Any) -> None:
                    help="also measure each method: deletion/insertion AUC vs a random map, infidelity, "
                         "sensitivity, the model-randomization sanity check and, with --attack, map similarity "
                         "under attack (written to metrics.json)")  # fmt: skip
-    _add_data_dir(p)
+    add_data_dir(p)
     p.add_argument("--out", help="output folder (default: RUN/explain)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
 
@@ -199,7 +202,7 @@ def _add_sweep_parser(sub: Any) -> None:
     q.add_argument("--retry-failed", action="store_true", help="run the cells that failed before again")
     q.add_argument("--max-cells", type=int, help="stop after this many cells ran")
     q.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    _add_data_dir(q)
+    add_data_dir(q)
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
     for verb, text in (("status", "done / running / failed / pending cells, time so far, time left"),
                        ("table", "one metric, two axes as rows and columns, mean ± std over seeds"),
@@ -237,5 +240,5 @@ def _add_reproduce_parser(sub: Any) -> None:
     p.add_argument("--n", type=int, help="test images AutoAttack runs on (default: the budget's)")
     p.add_argument("--out", help="sweep folder (default: sweeps/reproduce-<benchmark>-<budget>)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    _add_data_dir(p)
+    add_data_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -24,6 +24,8 @@ from lab.core.errors import LabError
 from lab.core.io import atomic_write_json
 
 REPORT_FORMAT = "lab-robustness-report"
+#: the check ``lab eval --certify`` adds (lab.evaluation.certify.sandwich_check)
+SANDWICH_CHECK = "certified <= attacked"
 REPORT_VERSION = 2  # 2: robust_accuracy is the per-image worst case over every threat row
 
 
@@ -109,6 +111,8 @@ class RobustnessReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)  # versions, device, seed, created, data indices
+    #: a certification of the same images (lab.evaluation.certify.CertificationReport as a dict), or empty
+    certification: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed_checks(self) -> list[MaskingCheck]:

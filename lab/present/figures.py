@@ -15,6 +15,7 @@ from PIL import Image
 
 from lab.core.io import atomic_path
 from lab.core.text import missing, pct
+from lab.present.certify import certified_at, certified_label
 from lab.present.text import attack_title, attack_titles, eps_label, model_title, norm_name
 
 if TYPE_CHECKING:
@@ -43,6 +44,18 @@ def _series(report: RobustnessReport) -> tuple[list[float], dict[str, list[float
     return eps, lines, worst
 
 
+def certified_series(report: RobustnessReport) -> tuple[str, list[float]] | None:
+    """(label, certified accuracy per epsilon of the report; NaN where not certified), or None
+    when the report carries no certification (``lab eval --certify``)."""
+    if not report.certification:
+        return None
+    ys = []
+    for r in report.results:
+        c = certified_at(report, r.eps)
+        ys.append(float("nan") if c is None else float(c["certified_accuracy"]))
+    return certified_label(report), ys
+
+
 def plot_accuracy_vs_eps(report: RobustnessReport, path: str | os.PathLike[str]) -> Path:
     """PNG of robust accuracy (after each attack, and the worst case in bold) vs epsilon.
 
@@ -59,6 +72,13 @@ def plot_accuracy_vs_eps(report: RobustnessReport, path: str | os.PathLike[str])
     for title, ys in lines.items():
         ax.plot(eps, [100 * v for v in ys], marker="o", markersize=4, linewidth=1.3, label=f"after {title}",
                 zorder=3)  # fmt: skip
+    cert = certified_series(report)
+    if cert is not None:  # the sandwich: certified (a lower bound) <= true robust accuracy <= attacked
+        label, ys = cert
+        ax.plot(eps, [100 * v for v in ys], color="tab:green", linewidth=2.2, linestyle="-.", marker="v",
+                markersize=6, label=label, zorder=2)  # fmt: skip
+        ax.fill_between(eps, [100 * v for v in ys], [100 * v for v in worst], color="tab:green", alpha=0.12,
+                        label="true robust accuracy lies here")  # fmt: skip
     if not missing(report.clean_accuracy):
         clean = 100 * float(report.clean_accuracy)
         ax.axhline(clean, color="gray", linestyle=":", linewidth=1.2, label=f"clean accuracy {pct(report.clean_accuracy)}")

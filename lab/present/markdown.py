@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lab.core.text import num, pct, secs
+from lab.present.certify import certified_at, certified_label
 from lab.present.text import (
     attack_title,
     attack_titles,
@@ -96,6 +97,10 @@ def report_markdown(report: RobustnessReport) -> str:
             continue
         rows = _attack_rows(report, r)
         rows.append([f"**{worst_case_label(report)}**", "", "", "", f"**{pct(r.robust_accuracy)}**", "", "", "", f"{r.seconds:.2f}"])
+        cert = certified_at(report, r.eps)
+        if cert is not None:
+            rows.append([certified_label(report), "bounds", "", "", pct(cert["certified_accuracy"]), "", "", "",
+                         f"{float(cert['seconds']):.2f}"])  # fmt: skip
         lines += _md_table(ATTACK_COLUMNS, rows)
         lines.append("")
     lines += ["## Gradient-masking checks", ""]

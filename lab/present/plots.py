@@ -88,7 +88,8 @@ def accuracy_curves(
     ax = fig.add_subplot(1, 1, 1)
     styles = {"worst": {"linewidth": 2.8, "marker": "s", "markersize": 5, "linestyle": "-"},
               "attack": {"linewidth": 1.0, "marker": "o", "markersize": 3, "linestyle": ":", "alpha": 0.8},
-              "row": {"linewidth": 1.4, "marker": "^", "markersize": 4, "linestyle": "--"}}  # fmt: skip
+              "row": {"linewidth": 1.4, "marker": "^", "markersize": 4, "linestyle": "--"},
+              "certified": {"linewidth": 2.2, "marker": "v", "markersize": 5, "linestyle": "-."}}  # fmt: skip
     ticks: set[float] = set()
     single = len(models) == 1  # one report: a colour per line, the worst case black; several: a colour per model
     for i, (name, lines) in enumerate(models):
@@ -98,6 +99,11 @@ def accuracy_curves(
             )
             ys = [100 * v if not math.isnan(v) else float("nan") for v in c.accuracy]
             label = c.label if single else f"{name}: {c.label}"
+            if c.kind == "certified":
+                color = "tab:green" if single else color
+                worst = next((w for w in lines if w.kind == "worst"), None)
+                if worst is not None and worst.eps == c.eps:  # the sandwich: the true robust accuracy is in between
+                    ax.fill_between(c.eps, ys, [100 * v for v in worst.accuracy], color=color, alpha=0.12)
             ax.plot(c.eps, ys, color=color, label=label, **styles.get(c.kind, styles["attack"]))  # type: ignore[arg-type]
             ticks.update(c.eps)
         if clean and name in clean and not math.isnan(clean[name]):

@@ -26,6 +26,7 @@ from typing import Any
 from lab.core.errors import LabError
 from lab.core.text import num, pct
 from lab.evaluation.report import RobustnessReport
+from lab.present.certify import certified_at, certified_label
 from lab.present.text import (
     attack_title,
     attack_titles,
@@ -259,7 +260,7 @@ class Curve:
     label: str
     eps: list[float]
     accuracy: list[float]  # fractions; NaN where the report has no value
-    kind: str  # "worst" | "attack" | "row"
+    kind: str  # "worst" | "attack" | "row" | "certified" (a lower bound, drawn with the worst case above it)
 
 
 def _f(v: Any) -> float:
@@ -282,4 +283,7 @@ def curves(report: Any, *, attacks: bool = True, rows: bool = True, prefix: str 
         for name in shown_rows(report):
             ys = [_f((getattr(r, "rows", None) or {}).get(name)) for r in report.results]
             out.append(Curve(f"{prefix}{name}", eps, ys, "row"))
+    if getattr(report, "certification", None):
+        ys = [_f((certified_at(report, e) or {}).get("certified_accuracy")) for e in eps]
+        out.append(Curve(f"{prefix}{certified_label(report)}", eps, ys, "certified"))
     return out

@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING
 
 from lab.core.epsilon import eps_style, format_eps
 from lab.core.text import num, pct
+from lab.present.certify import certified_at, certified_label
 from lab.present.text import (
     attack_title,
     check_label,
@@ -67,6 +68,10 @@ def report_table(report: RobustnessReport, color: bool = False) -> str:
         worst_rows.add(len(rows))
         what = worst_case_label(report)
         rows.append([label, what, "", "", pct(r.robust_accuracy), "", "", "", f"{r.seconds:.2f}s"])
+        cert = certified_at(report, r.eps)
+        if cert is not None:
+            rows.append([label, certified_label(report), "", "", pct(cert["certified_accuracy"]), "", "", "",
+                         f"{float(cert['seconds']):.2f}s"])  # fmt: skip
     lines = _align(rows, right={2, 3, 4, 5, 6, 7, 8})
     out = [head, ""]
     for i, line in enumerate(lines):

@@ -27,9 +27,11 @@ from lab.core.distributed import Dist
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
 from lab.data.pixels import to_float
+from lab.evaluation.certify import CertificationReport, certify, sandwich_check
 from lab.evaluation.engine import AttackSpec, as_spec, evaluate
 from lab.evaluation.report import RobustnessReport
 from lab.evaluation.suites import suite_specs
+from lab.runs.certify import check_request, model_meta
 from lab.runs.samples import from_test_set
 from lab.training.checkpoint import Checkpoint
 
@@ -51,6 +53,7 @@ class EvalPlan:
     attacks: tuple[str, ...]
     eps: tuple[float, ...] | None
     norm: str
+    certify: str | None = None  # a certification method (lab.models.bounds.METHODS) to add a certified row
 
 
 def eval_specs(suite: str | None, attacks: Sequence[str] = ()) -> tuple[list[AttackSpec], str | None]:
@@ -69,13 +72,20 @@ def eval_specs(suite: str | None, attacks: Sequence[str] = ()) -> tuple[list[Att
 
 
 def plan_eval(suite: str | None = None, attacks: Sequence[str] = (), eps: Sequence[float] | None = None,
-              norm: str = "linf") -> EvalPlan:  # fmt: skip
+              norm: str = "linf", certify: str | None = None) -> EvalPlan:  # fmt: skip
     """Check an evaluation request before any model or data is loaded (LabError otherwise):
     the epsilons first (negative, or above the data range of ``norm``), then the suite and
-    attack names. The L2 bound that depends on the image size is the evaluator's check."""
+    attack names, then the certification method (L-inf only). The L2 bound that depends on the
+    image size is the evaluator's check."""
     checked = tuple(check_eps(list(eps), norm)) if eps is not None else None
     specs, suite = eval_specs(suite, attacks)
-    return EvalPlan(specs=tuple(specs), suite=suite, attacks=tuple(attacks), eps=checked, norm=norm)
+    if certify == "smoothing":
+        raise LabError("lab eval --certify takes a bound method (ibp, crown-ibp, crown): the attacks hit the base "
+                       "model, not the smoothed classifier that smoothing certifies; use lab certify --method smoothing")
+    if certify:
+        check_request(None, certify, norm)
+    return EvalPlan(specs=tuple(specs), suite=suite, attacks=tuple(attacks), eps=checked, norm=norm,
+                    certify=certify or None)  # fmt: skip
 
 
 def eval_name(suite: str | None, attacks: Sequence[str], norm: str) -> str:
@@ -122,16 +132,7 @@ def evaluate_plan(
     x = to_float(samples.x, device)
     assert samples.y is not None
     y = torch.from_numpy(samples.y).to(device)
-    path = Path(checkpoint.path)
-    meta = {
-        "arch": info.arch,
-        "dataset": info.dataset,
-        "run": str(path.parent),
-        "checkpoint": str(path),
-        "input_shape": list(info.input_shape),
-        "test_acc": checkpoint.metrics.get("test_acc"),
-        "dataset_fingerprint": info.dataset_fingerprint,
-    }
+    meta = model_meta(checkpoint)
     report = evaluate(checkpoint.model, x, y, list(plan.specs), eps_list, norm=plan.norm, batch_size=batch_size,
                       suite=plan.suite, checks=checks, probe_n=probe_n, progress=progress, model_meta=meta,
                       precision=precision, ranks=ranks)  # fmt: skip
@@ -140,7 +141,21 @@ def evaluate_plan(
     report.meta["eps_given"] = plan.eps is not None
     report.meta["checks"] = checks
     report.meta["probe_n"] = probe_n if checks else 0
+    if plan.certify:
+        add_certification(report, certify(checkpoint.model, x, y, eps_list, method=plan.certify,
+                                          progress=progress, model_meta=meta))  # fmt: skip
     return report
+
+
+def add_certification(report: RobustnessReport, cert: CertificationReport) -> None:
+    """Put ``cert`` (made on the report's images) into ``report`` with the check that certified <=
+    attacked, image by image; a failure of it is a bug and says so in the warnings too."""
+    cert.meta["data"] = report.meta.get("data")
+    report.certification = cert.to_dict()
+    check = sandwich_check(cert, report)
+    report.checks.append(check)
+    if check.passed is False:
+        report.warnings.append(check.detail)
 
 
 def evaluate_checkpoint(
@@ -158,9 +173,11 @@ def evaluate_checkpoint(
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     precision: str | None = None,
+    certify: str | None = None,
 ) -> RobustnessReport:
     """:func:`plan_eval` then :func:`evaluate_plan`: ``checkpoint`` under ``suite`` plus
-    ``attacks`` at ``eps`` (default: the data's conventional radius for ``norm``)."""
-    plan = plan_eval(suite, attacks, eps, norm)
+    ``attacks`` at ``eps`` (default: the data's conventional radius for ``norm``); ``certify``:
+    a certification method whose certified accuracy is added beside the attacked one."""
+    plan = plan_eval(suite, attacks, eps, norm, certify)
     return evaluate_plan(checkpoint, plan, n=n, offset=offset, batch_size=batch_size, checks=checks, probe_n=probe_n,
                          data_dir=data_dir, progress=progress, precision=precision)  # fmt: skip

@@ -195,8 +195,8 @@ def defense_record(defense: Defense | DenoiserTraining, guard: CollapseGuard | N
         den = model.info.extra["denoiser"]
         return {"name": den["name"], "kind": "denoiser", "title": den["title"], "settings": den["settings"],
                 "classifier": model.info.extra["classifier"]}  # fmt: skip
-    if not isinstance(defense, Defense) or not defense.adversarial:
-        return None
+    if not isinstance(defense, Defense) or not (defense.adversarial or defense.settings()):
+        return None  # standard training
     rec: dict[str, Any] = {"name": defense.name, "kind": "training", "settings": defense.settings()}
     if guard is not None:
         rec["guard"] = guard.summary()
@@ -257,6 +257,6 @@ class RunWriter:
                                    epochs_completed=epoch_done, wall_time_s=wall)  # fmt: skip
         ckpt.save_tensors(self.out / ckpt.STATE_FILE, tensors, record)
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        saved = self.ema.module if self.ema is not None else self.model
+        saved: LabModel = self.ema.module if self.ema is not None else self.model  # type: ignore[assignment]
         ckpt.save_model(self.out, saved, **self.base, defense=extra["defense"], status=status, metrics=metrics,
                         training=training, created=created)  # fmt: skip

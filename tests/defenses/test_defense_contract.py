@@ -17,7 +17,7 @@ from lab.models import LabModel, ModelInfo, build_model
 from lab.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-ADVERSARIAL = [n for n in DEFENSES.names() if n != "none"]
+ADVERSARIAL = [n for n in DEFENSES.names() if DEFENSES.get(n).adversarial]  # they train on adversarial examples
 EPS = {"linf": 0.1, "l2": 1.5}
 CASES = [(name, norm) for name in ADVERSARIAL for norm in ("linf", "l2")]
 SHAPE = (1, 28, 28)
