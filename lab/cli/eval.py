@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from lab.present.text import headline_text
 from lab.runs.evaluate import default_report_dir, evaluate_plan, plan_eval
 from lab.training.checkpoint import load_model
 
+#: how long a rank other than 0 waits before exiting on a user mistake (see :func:`run`)
+NON_MAIN_ERROR_DELAY_S = 3.0
+
 
 def run(args: argparse.Namespace) -> int:
     dd = dist_from_env()
@@ -42,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     except LabError:
         if dd.main:
             raise  # printed as one sentence, exit 2
-        return EXIT_USER_ERROR  # the same sentence rank 0 prints
+        # The same sentence rank 0 prints. torchrun stops every other rank with SIGTERM as soon as
+        # one exits, so give rank 0 a moment to print it first (it met the same error at the same
+        # point; a loaded machine can put it a few hundred milliseconds behind).
+        time.sleep(NON_MAIN_ERROR_DELAY_S)
+        return EXIT_USER_ERROR
     finally:
         leave(dd)
 

@@ -74,7 +74,7 @@ def test_inner_attack_stays_in_the_ball_and_leaves_the_model_as_it_was(name: str
 @pytest.mark.parametrize("name", DEFENSES.names())
 def test_loss_is_a_differentiable_scalar_with_logits(name: str) -> None:
     model, (x, y) = tiny_model().train(), batch()
-    defense = build_defense(name, {} if name == "none" else {"eps": 0.1}, input_shape=SHAPE)
+    defense = build_defense(name, {"eps": 0.1} if "eps" in setting_names(DEFENSES.get(name)) else {}, input_shape=SHAPE)
     loss, logits = defense.loss(model, x, y)
     assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss)
     assert logits.shape == (16, 10)
