@@ -139,3 +139,63 @@ def test_lab_detect_bad_input(bad_detect_runs, case: str) -> None:
     proc, report = bad_detect_runs[case]
     assert_user_error(proc, DETECT_BAD[case][1])
     assert not report.exists()
+
+
+def test_guard_calibrates_its_threshold_on_held_out_images_and_verdicts_follow_it(trained_fastnet) -> None:
+    """lab.runs.detect.guard: the threshold flags at most the chosen share of the last test
+    images (a quantile: 19 or 20 of 200 at 10%); each verdict is the score against it."""
+    from lab.runs.detect import calibration_images, guard, verdicts
+    from lab.training.checkpoint import load_model
+
+    ck = load_model(trained_fastnet.run, "cpu")
+    detected = guard(ck, "squeeze", fpr=0.1, calib_n=200, fit_n=0)
+    x_calib, start = calibration_images(ck, 200)
+    assert start == 10_000 - 200 and x_calib.shape[0] == 200
+    assert 0.09 <= float(detected.detect(x_calib).double().mean()) <= 0.1
+    x = trained_fastnet.x[:16]
+    vs = verdicts(detected, x)
+    scores = scores_of(ck.model, detected.detector, x)
+    assert [v.rejected for v in vs] == (scores > detected.threshold).tolist()
+    assert [v.score for v in vs] == pytest.approx(scores.tolist())
+    with torch.no_grad():
+        assert [v.prediction for v in vs] == ck.model(x).argmax(1).tolist()
+    assert detected.predict(x).tolist() == [REJECT if v.rejected else v.prediction for v in vs]
+    strict = guard(ck, "squeeze", fpr=0.01, calib_n=200, fit_n=0)
+    assert strict.threshold >= detected.threshold  # fewer false positives: a higher threshold
+
+
+def test_only_a_denoiser_with_a_reconstruction_error_lends_magnet_its_autoencoder() -> None:
+    from lab.runs.detect import holds_autoencoder
+
+    assert holds_autoencoder({"name": "dae", "kind": "denoiser"})
+    assert not holds_autoencoder({"name": "bit_depth", "kind": "denoiser"})  # a transform: nothing to reconstruct
+    assert not holds_autoencoder({"name": "pgd_at", "kind": "training"})
+    assert not holds_autoencoder(None)
+
+
+def test_a_detection_report_saves_the_guarded_model_it_judged(trained_fastnet, tmp_path: Path) -> None:
+    """lab.runs.detect.guard_from_report rebuilds the detector with the report's settings and its
+    saved threshold, and refuses a report of other weights."""
+    import shutil
+
+    from lab.core.errors import LabError
+    from lab.runs.detect import detect_checkpoint, guard_from_report
+    from lab.training.checkpoint import load_model, save_model
+
+    ck = load_model(trained_fastnet.run, "cpu")
+    rep = detect_checkpoint(ck, "squeeze", settings={"bits": 2}, eps=[0.05], n=8, steps=3, calib_n=200, fit_n=0,
+                            fpr=0.1, progress=False)  # fmt: skip
+    data = json.loads(json.dumps(rep.to_dict()))  # as read back from detection.json
+    detected = guard_from_report(ck, data)
+    assert detected.threshold == rep.threshold and detected.detector.settings()["bits"] == 2
+    x = trained_fastnet.x[:8]
+    assert torch.equal(scores_of(ck.model, detected.detector, x),
+                       scores_of(ck.model, build_detector("squeeze", {"bits": 2}), x))  # fmt: skip
+    other = tmp_path / "other"  # the same run, its weights changed since the report (retrained)
+    shutil.copytree(trained_fastnet.run, other)
+    retrained = load_model(other, "cpu")
+    with torch.no_grad():
+        next(retrained.model.parameters()).add_(0.01)
+    save_model(other, retrained.model, metrics=retrained.metrics)
+    with pytest.raises(LabError, match="other weights"):
+        guard_from_report(load_model(other, "cpu"), data)

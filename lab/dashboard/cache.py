@@ -21,9 +21,13 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+import torch
 
+from lab.core.errors import LabError
 from lab.core.runtime import pick_device
 from lab.data import load_dataset
+from lab.present.detection import load_detection
+from lab.runs.detect import Verdict, guard, guard_from_report, verdicts
 from lab.runs.inside import InsideRun, inside_models
 from lab.runs.playground import DefenseView, PlaygroundResult, defense_view, playground_step
 from lab.runs.samples import from_test_set
@@ -140,6 +144,40 @@ def inside(path: str | os.PathLike[str], image: np.ndarray, label: int | None, *
     """:func:`lab.runs.inside.inside_models` for the model at ``path`` (attacked on its own), cached."""
     return _inside(str(path), model_key(path), np.ascontiguousarray(image), label, attack, _items(settings),
                    float(eps), norm, name)  # fmt: skip
+
+
+#: training images a learning detector (Mahalanobis) is fitted on in the dashboard (lab detect: 10,000)
+DASHBOARD_FIT_N = 5000
+
+
+@st.cache_resource(max_entries=8, show_spinner="Calibrating the detector on held-out clean images…")
+def _guarded(path: str, key: str, detector: str, autoencoder: str | None, ae_key: str, fpr: float | None,
+             report_key: str) -> Any:  # fmt: skip
+    if fpr is None:
+        rep = load_detection(path, detector)
+        if rep is None:
+            raise LabError(f"{path!r} has no lab detect report for {detector}: run lab detect --model {path} "
+                           f"--detector {detector}")  # fmt: skip
+        return guard_from_report(checkpoint(path), rep)
+    return guard(checkpoint(path), detector, autoencoder=autoencoder, fpr=fpr, fit_n=DASHBOARD_FIT_N)
+
+
+def detector_verdicts(path: str | os.PathLike[str], detector: str, images: np.ndarray, *,
+                      autoencoder: str | os.PathLike[str] | None = None, fpr: float | None = 0.05) -> list[Verdict]:  # fmt: skip
+    """:func:`lab.runs.detect.verdicts` of the model at ``path`` guarded by ``detector`` on ``images``
+    [N, C, H, W] (uint8 or float in [0, 1]): its threshold calibrated for ``fpr`` on the last 1,000
+    test images (once per model and detector), or with ``fpr`` None the guarded model ``lab detect``
+    saved in its report (``RUN/detect/<detector>/detection.json``: its threshold, its autoencoder)."""
+    ae = None if autoencoder is None else str(autoencoder)
+    key = model_key(path)
+    report = Path(path) / "detect" / detector / "detection.json"
+    report_key = f"{report.stat().st_mtime_ns}" if fpr is None and report.is_file() else ""
+    detected = _guarded(str(path), key, detector, ae, "" if ae is None else model_key(ae),
+                        None if fpr is None else float(fpr), report_key)  # fmt: skip
+    x = np.asarray(images)
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    with model_lock(key):
+        return verdicts(detected, torch.from_numpy(np.ascontiguousarray(x)))
 
 
 def weights_exist(run: str | os.PathLike[str]) -> bool:

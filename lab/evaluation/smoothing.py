@@ -96,10 +96,13 @@ def certify_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: 
     t0 = time.perf_counter()
     classes, rads = [], []
     bar = progress_bar(total=x.shape[0], desc=f"smoothing sigma={sigma:g}", unit="img", enabled=progress)
+    chunk = max(1, math.ceil(x.shape[0] / 10))  # in a log: a line per tenth of the images
     with frozen_eval(model), torch.no_grad():
         k = int(model(x[:1].float()).shape[1])
         try:
             for i, s in enumerate(image_seeds(x, seed)):
+                if i % chunk == 0:
+                    bar.set_description(f"smoothing sigma={sigma:g}, images {i}..{min(i + chunk, x.shape[0]) - 1}")
                 gen = torch.Generator().manual_seed(int(s))
                 guess = int(np.argmax(_counts(model, x[i], sigma, n0, batch, k, gen)))
                 p_a = lower_confidence_bound(int(_counts(model, x[i], sigma, n, batch, k, gen)[guess]), n, alpha)

@@ -3,12 +3,14 @@ Every number is read from the report; nothing is computed."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lab.core.io import atomic_open
 from lab.core.text import num, pct, secs
+from lab.evaluation.detection import DETECTION_FORMAT
 
 if TYPE_CHECKING:
     from lab.evaluation.detection import DetectionReport
@@ -69,3 +71,17 @@ def write_detection(rep: DetectionReport, out_dir: str | os.PathLike[str]) -> di
     with atomic_open(paths["markdown"], "w") as fh:
         fh.write(detection_markdown(rep))
     return paths
+
+
+def load_detection(run_or_file: str | os.PathLike[str], detector: str | None = None) -> dict[str, Any] | None:
+    """``lab detect``'s report as a dict: the file ``run_or_file``, or with ``detector`` the run's
+    default one (``RUN/detect/<detector>/detection.json``); None when there is none or it is not one
+    (a summary shows what it can read)."""
+    p = Path(run_or_file)
+    if detector is not None:
+        p = (p if p.is_dir() else p.parent) / "detect" / detector / DETECT_JSON
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == DETECTION_FORMAT else None

@@ -1,4 +1,5 @@
-"""Judge a detector protecting a saved model on its own test set: what ``lab detect`` calls.
+"""Judge a detector protecting a saved model on its own test set: what ``lab detect`` calls; and
+guard a model with one (:func:`guard`, :func:`verdicts`: what the dashboard shows).
 
 The evaluated images are the first ``n`` test images from ``offset``; the threshold is calibrated
 on the last ``calib_n`` test images, which must not overlap them; a detector that learns
@@ -10,18 +11,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from defenses.denoisers import Denoised
-from defenses.detectors import DETECTORS, build_detector
+from defenses.denoisers import DENOISERS, Denoised, Denoiser
+from defenses.detectors import DETECTORS, Detected, Detector, build_detector, calibrate, scores_of
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
+from lab.core.io import file_sha256
 from lab.data import load_dataset
 from lab.data.pixels import to_float
 from lab.evaluation.detection import DetectionReport, evaluate_detection
+from lab.models.base import frozen_eval
 from lab.runs.certify import model_meta
 from lab.runs.samples import from_test_set
 from lab.training.checkpoint import Checkpoint, load_model
@@ -36,6 +40,113 @@ def check_request(detector: str, eps: Sequence[float] | None, fpr: float) -> Non
         raise LabError(f"the false-positive rate must be in (0, 1), got {fpr}")
 
 
+def build_for(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, Any] | None = None,
+              autoencoder: str | os.PathLike[str] | None = None, fit_n: int = 10_000,
+              data_dir: str | os.PathLike[str] | None = None) -> Detector:  # fmt: skip
+    """The detector ``detector`` (with ``settings``) in front of ``checkpoint``'s model, on its
+    device: MagNet's autoencoder taken from the DAE run ``autoencoder``; a detector that learns
+    fitted on the first ``fit_n`` training images."""
+    DETECTORS.get(detector)
+    model = checkpoint.model
+    if isinstance(model, Denoised):
+        raise LabError("a detector protects a plain classifier; this run is a denoised model (use its classifier run)")
+    parts: dict[str, Any] = {}
+    if detector == "magnet":
+        if autoencoder is None:
+            raise LabError("the magnet detector needs --autoencoder RUN, a DAE run (e.g. runs/demo_dae)")
+        dae = load_model(autoencoder, next(model.parameters()).device).model
+        if not isinstance(dae, Denoised) or not _reconstructs(dae.denoiser):
+            raise LabError(f"{str(autoencoder)!r} is not a DAE run (its model has no autoencoder)")
+        parts["autoencoder"] = dae.denoiser
+    det = build_detector(detector, settings, **parts)
+    device = next(model.parameters()).device
+    det.to(device)
+    if fit_n > 0:
+        ds = load_dataset(checkpoint.info.dataset, data_dir)
+        fx = to_float(ds.train_x[:fit_n], device)
+        det.fit(model, fx, torch.from_numpy(ds.train_y[:fit_n].astype("int64")).to(device))
+    return det
+
+
+def calibration_images(checkpoint: Checkpoint, calib_n: int = 1000,
+                       data_dir: str | os.PathLike[str] | None = None) -> tuple[torch.Tensor, int]:  # fmt: skip
+    """The last ``calib_n`` test images (float, on the model's device) and the index of the first."""
+    ds = load_dataset(checkpoint.info.dataset, data_dir)
+    total = len(ds.test_y)
+    if not 1 <= calib_n < total:
+        raise LabError(f"the threshold is calibrated on the last test images: choose 1..{total - 1} of them, "
+                       f"not {calib_n}")  # fmt: skip
+    return to_float(ds.test_x[total - calib_n:], next(checkpoint.model.parameters()).device), total - calib_n
+
+
+def guard(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, Any] | None = None,
+          autoencoder: str | os.PathLike[str] | None = None, fpr: float = 0.05, calib_n: int = 1000,
+          fit_n: int = 10_000, data_dir: str | os.PathLike[str] | None = None) -> Detected:  # fmt: skip
+    """``checkpoint``'s model guarded by ``detector`` (:func:`build_for`), its threshold set for the
+    false-positive rate ``fpr`` on the last ``calib_n`` test images (:func:`calibration_images`)."""
+    check_request(detector, None, fpr)
+    det = build_for(checkpoint, detector, settings=settings, autoencoder=autoencoder, fit_n=fit_n, data_dir=data_dir)
+    x_calib, _ = calibration_images(checkpoint, calib_n, data_dir)
+    return Detected(checkpoint.model, det, calibrate(checkpoint.model, det, x_calib, fpr))
+
+
+def weights_sha256(checkpoint: Checkpoint) -> str:
+    """The SHA-256 of the checkpoint's weights file (what a detection report names it by)."""
+    return file_sha256(checkpoint.path)
+
+
+def guard_from_report(checkpoint: Checkpoint, report: Mapping[str, Any],
+                      data_dir: str | os.PathLike[str] | None = None) -> Detected:  # fmt: skip
+    """The guarded model a ``lab detect`` report judged, rebuilt: its detector with its settings
+    (MagNet's autoencoder run, a learning detector fitted on the same training images) and the
+    threshold the report saved, not calibrated again. LabError when the report judged other
+    weights than ``checkpoint``'s (retrained since)."""
+    saved, now = (report.get("meta") or {}).get("weights_sha256"), weights_sha256(checkpoint)
+    if saved is None or saved != now:
+        raise LabError(f"this detection report judged other weights than {str(checkpoint.path)!r} (retrained since?): "
+                       "run lab detect again")  # fmt: skip
+    det_rec = report["detector"]
+    fit = (report.get("meta") or {}).get("fit") or {}
+    det = build_for(checkpoint, str(det_rec["name"]), settings=det_rec.get("settings") or {},
+                    autoencoder=(report.get("meta") or {}).get("autoencoder"), fit_n=int(fit.get("index_stop", 0)),
+                    data_dir=data_dir)  # fmt: skip
+    return Detected(checkpoint.model, det, float(report["threshold"]))
+
+
+@dataclass
+class Verdict:
+    """What a guarded model answers for one image."""
+
+    score: float
+    threshold: float
+    rejected: bool
+    prediction: int  # the classifier's class (also when rejected)
+
+
+def verdicts(detected: Detected, images: torch.Tensor) -> list[Verdict]:
+    """The detector's verdict on each image of ``images`` [N, C, H, W] (float in [0, 1])."""
+    x = images.to(next(detected.model.parameters()).device)
+    scores = scores_of(detected.model, detected.detector, x)
+    with frozen_eval(detected.model), torch.no_grad():
+        preds = detected.model(x).argmax(1)
+    return [Verdict(float(s), detected.threshold, bool(s > detected.threshold), int(p)) for s, p in zip(scores, preds)]
+
+
+def holds_autoencoder(defense: Mapping[str, Any] | None) -> bool:
+    """Whether a checkpoint's ``defense`` record is a denoiser with a reconstruction error (a DAE
+    run), which MagNet can take its autoencoder from."""
+    if not isinstance(defense, Mapping) or defense.get("kind") != "denoiser":
+        return False
+    name = str(defense.get("name"))
+    return name in DENOISERS.names() and _reconstructs(DENOISERS.get(name))
+
+
+def _reconstructs(denoiser: Any) -> bool:
+    """Whether a denoiser (class or object) gives a reconstruction error of its own."""
+    cls = denoiser if isinstance(denoiser, type) else type(denoiser)
+    return getattr(cls, "detector_score", Denoiser.detector_score) is not Denoiser.detector_score
+
+
 def detect_checkpoint(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, Any] | None = None,
                       autoencoder: str | os.PathLike[str] | None = None, eps: Sequence[float] | None = None,
                       n: int = 500, offset: int = 0, calib_n: int = 1000, fit_n: int = 10_000, fpr: float = 0.05,
@@ -44,39 +155,24 @@ def detect_checkpoint(checkpoint: Checkpoint, detector: str, *, settings: Mappin
     """:func:`lab.evaluation.detection.evaluate_detection` of ``detector`` (with ``settings``) in
     front of ``checkpoint``'s model; see the module docstring for the images each step uses."""
     check_request(detector, eps, fpr)
-    model = checkpoint.model
-    if isinstance(model, Denoised):
-        raise LabError("lab detect protects a plain classifier; this run is a denoised model (use its classifier run)")
-    parts: dict[str, Any] = {}
-    if detector == "magnet":
-        if autoencoder is None:
-            raise LabError("the magnet detector needs --autoencoder RUN, a DAE run (e.g. runs/demo_dae)")
-        dae = load_model(autoencoder, next(model.parameters()).device).model
-        if not isinstance(dae, Denoised) or not hasattr(dae.denoiser, "detector_score"):
-            raise LabError(f"{str(autoencoder)!r} is not a DAE run (its model has no autoencoder)")
-        parts["autoencoder"] = dae.denoiser
-    det = build_detector(detector, settings, **parts)
     eps_list = list(eps) if eps is not None else [default_eps(checkpoint.info, "linf")]
     samples = from_test_set(checkpoint.info, n, offset, data_dir)
-    ds = load_dataset(checkpoint.info.dataset, data_dir)
-    total = len(ds.test_y)
-    if calib_n < 1 or offset + n > total - calib_n:
-        raise LabError(f"the threshold is calibrated on the last {calib_n} test images ({total - calib_n}.."
-                       f"{total - 1}), which the evaluated images {offset}..{offset + n - 1} must not reach")  # fmt: skip
+    x_calib, start = calibration_images(checkpoint, calib_n, data_dir)
+    if offset + n > start:
+        raise LabError(f"the threshold is calibrated on the last {calib_n} test images ({start}.."
+                       f"{start + calib_n - 1}), which the evaluated images {offset}..{offset + n - 1} must not reach")  # fmt: skip
+    det = build_for(checkpoint, detector, settings=settings, autoencoder=autoencoder, fit_n=fit_n, data_dir=data_dir)
+    model = checkpoint.model
     device = next(model.parameters()).device
     x = to_float(samples.x, device)
     assert samples.y is not None
     y = torch.from_numpy(samples.y).to(device)
-    x_calib = to_float(ds.test_x[total - calib_n:], device)
-    det.to(device)
-    if fit_n > 0:
-        fx = to_float(ds.train_x[:fit_n], device)
-        det.fit(model, fx, torch.from_numpy(ds.train_y[:fit_n].astype("int64")).to(device))
     report = evaluate_detection(model, det, x, y, eps_list, x_calib=x_calib, fpr=fpr, steps=steps, restarts=restarts,
                                 batch_size=batch_size, progress=progress, model_meta=model_meta(checkpoint))  # fmt: skip
     report.meta["data"] = {k: v for k, v in samples.source.items() if k != "from"}
-    report.meta["calibration"] = {"split": "test", "index_start": total - calib_n, "index_stop": total}
+    report.meta["calibration"] = {"split": "test", "index_start": start, "index_stop": start + calib_n}
     report.meta["fit"] = {"split": "train", "index_start": 0, "index_stop": fit_n}
+    report.meta["weights_sha256"] = weights_sha256(checkpoint)
     if autoencoder is not None:
         report.meta["autoencoder"] = str(autoencoder)
     return report

@@ -100,6 +100,30 @@ def test_playground_defense_toggle_shows_the_defended_prediction(app_env: DashRu
     assert transfer  # both modes render a prediction
 
 
+def test_playground_detector_gives_its_verdict_on_both_images(app_env: DashRuns) -> None:
+    at = open_app()
+    at.toggle(key="pg_detector").set_value(True).run()
+    no_exception(at)
+    at.selectbox(key="pg_det").set_value("magnet").run()
+    no_exception(at)  # the tiny runs folder has no DAE: MagNet says what to train
+    assert any("denoising autoencoder" in t for t in texts(at, "info"))
+    at.selectbox(key="pg_det").set_value("squeeze").run()
+    no_exception(at)
+    at.selectbox(key="pg_det_fpr").set_value(0.1).run()
+    no_exception(at)
+    m = metrics(at)
+    assert {"Detector on the clean image", "Detector on the adversarial image"} <= set(m)
+    assert all(m[k] == "rejected" or m[k].startswith("passes: ") for k in m if k.startswith("Detector on"))
+    deltas = [str(x.delta) for x in at.metric if x.label.startswith("Detector on")]
+    assert all(d.startswith("score ") and " vs threshold " in d for d in deltas), deltas
+    threshold = {d.split(" vs threshold ")[1] for d in deltas}
+    assert len(threshold) == 1  # one threshold for both images
+    at.selectbox(key="pg_det_fpr").set_value(0.01).run()
+    no_exception(at)
+    strict = {str(x.delta).split(" vs threshold ")[1] for x in at.metric if x.label.startswith("Detector on")}
+    assert float(strict.pop()) >= float(threshold.pop())  # fewer false positives: a higher threshold
+
+
 def test_playground_inside_the_network_overlays_the_robust_model(app_env: DashRuns) -> None:
     """The inside view: the drift curve of this model and (by default) the adversarially
     trained one, each attacked on its own; a layer's feature maps; the first layer's filters."""
@@ -209,6 +233,47 @@ def test_compare_page_attacks_each_model_and_plots_their_reports(app_env: DashRu
     no_exception(at)
     norms = [c for c in texts(at, "caption") if c.startswith("clean:")]
     assert len(norms) == len(chosen) and all("L-inf 0.000" in c for c in norms)
+
+
+def _detect_report(run: Path):  # type: ignore[no-untyped-def]
+    """``lab detect``'s squeeze report of ``run`` (8 images, PGD-3), written where the dashboard looks."""
+    from lab.present.detection import write_detection
+    from lab.runs.detect import detect_checkpoint
+    from lab.training.checkpoint import load_model
+
+    rep = detect_checkpoint(load_model(run), "squeeze", eps=[0.1], n=8, steps=3, calib_n=200, fit_n=0, progress=False)
+    write_detection(rep, run / "detect" / "squeeze")
+    return rep
+
+
+def test_playground_detector_offers_the_threshold_lab_detect_saved(app_env: DashRuns) -> None:
+    rep = _detect_report(app_env.standard)
+    at = open_app()
+    at.toggle(key="pg_detector").set_value(True).run()
+    at.selectbox(key="pg_det").set_value("squeeze").run()
+    no_exception(at)
+    assert at.selectbox(key="pg_det_fpr").value is None  # the saved guarded model comes first
+    deltas = {str(x.delta).split(" vs threshold ")[1] for x in at.metric if x.label.startswith("Detector on")}
+    assert deltas == {f"{rep.threshold:.4g}"}
+    assert any("the threshold lab detect saved" in c for c in texts(at, "caption"))
+
+
+def test_compare_page_guards_each_classifier_with_a_detector(app_env: DashRuns) -> None:
+    rep = _detect_report(app_env.standard)
+    at = open_app("compare")
+    chosen = at.multiselect(key="cmp_models").value
+    assert not any(m.label.startswith("Guarded by") for m in at.metric)
+    at.selectbox(key="cmp_det").set_value("squeeze").run()
+    no_exception(at)
+    guarded = [m for m in at.metric if m.label == "Guarded by squeeze"]
+    plain = [p for p in chosen if p != str(app_env.denoised)]  # a denoiser is no classifier to guard
+    assert len(guarded) == len(plain)
+    assert all(str(m.value) == "rejected" or str(m.value).startswith("passes: ") for m in guarded)
+    assert sum(c.startswith("squeeze score ") for c in texts(at, "caption")) == len(plain)
+    summary = at.dataframe[0].value  # lab detect's report of the standard model joins the table
+    row = [h for m, h in zip(summary["model"], summary["headline"]) if str(m).endswith(" + squeeze")]
+    worst = rep.results[0].robust_with_rejection
+    assert row == [f"robust accuracy with rejection, worst of naive and adaptive: {100 * worst:.2f}% at 0.1"]
 
 
 # ---------------------------------------------------------------- Reports

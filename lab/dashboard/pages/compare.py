@@ -9,15 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
+from defenses.detectors import DETECTORS
 from lab.core.text import pct
 from lab.dashboard import cache, settings, widgets
 from lab.dashboard.images import overlay_picture, picture
 from lab.dashboard.ui import run_name, show, user_errors
 from lab.present import reports
+from lab.present.detection import load_detection
 from lab.present.plots import accuracy_curves, probability_bars
 from lab.present.text import eps_label
+from lab.runs.detect import holds_autoencoder
 from lab.runs.playground import defense_kind, denoise_images
 
 KEY = "cmp"
@@ -53,8 +57,39 @@ def map_methods(row: dict[str, Any]) -> tuple[str, ...]:
     return ("gradcam", "attention") if widgets.has_attention(row) else ("gradcam",)
 
 
+def _guard_controls(rows: list[dict[str, Any]], dataset: Any, root: Path) -> tuple[str, str | None] | None:
+    """The detector (and MagNet's autoencoder run) that guards each plain model, or None."""
+    c1, c2, _ = st.columns([2, 3, 1])
+    name = c1.selectbox("Guard each classifier with a detector", ["(none)", *DETECTORS.names()], key=f"{KEY}_det",
+                        help="Each plain model's adversarial image is also shown to the detector (threshold: 5% false "
+                             "positives on the last 1,000 test images). The attack ignores the detector (naive); "
+                             "`lab detect` adds the adaptive attack.")  # fmt: skip
+    if name == "(none)":
+        return None
+    if name != "magnet":
+        return name, None
+    daes = {r["path"]: r for r in rows if r.get("dataset") == dataset and holds_autoencoder(r.get("defense"))}
+    if not daes:
+        st.info(f"MagNet needs a denoising autoencoder run (configs/mnist_dae.toml, make demo's runs/demo_dae) in {root}.")
+        return None
+    ae = c2.selectbox("Its autoencoder", list(daes), key=f"{KEY}_det_ae",
+                      format_func=lambda p: widgets.model_label(daes[p], root))  # fmt: skip
+    return name, ae
+
+
+def _guarded(path: str, guard: tuple[str, str | None], res: Any, names: list[str], held: bool) -> None:
+    det, ae = guard
+    clean, adv = cache.detector_verdicts(path, det, np.stack([res.attack.clean[0], res.attack.adversarial[0]]),
+                                         autoencoder=ae)  # fmt: skip
+    ok = held or adv.rejected
+    st.metric(f"Guarded by {det}", "rejected" if adv.rejected else f"passes: {names[adv.prediction]}",
+              delta="holds" if ok else "fooled", delta_color="normal" if ok else "inverse", delta_arrow="off")  # fmt: skip
+    st.caption(f"{det} score {adv.score:.4g} (clean image {clean.score:.4g}, "
+               f"{'rejected' if clean.rejected else 'passes'}); threshold {adv.threshold:.4g}")  # fmt: skip
+
+
 def _model_column(row: dict[str, Any], picked: widgets.Picked, choice: widgets.AttackChoice, root: Path,
-                  explain: bool) -> None:  # fmt: skip
+                  explain: bool, guard: tuple[str, str | None] | None = None) -> None:  # fmt: skip
     path = row["path"]
     ck = cache.checkpoint(path)
     names = list(ck.info.class_names)
@@ -74,6 +109,8 @@ def _model_column(row: dict[str, Any], picked: widgets.Picked, choice: widgets.A
     ok = out.prediction_after == (picked.label if picked.label is not None else out.prediction_before)
     st.metric("Adversarial prediction", f"{names[out.prediction_after]} ({pct(out.confidence_after)})",
               delta="holds" if ok else "fooled", delta_color="normal" if ok else "inverse", delta_arrow="off")  # fmt: skip
+    if guard is not None and kind != "denoiser":
+        _guarded(path, guard, res, names, ok)
     st.caption(f"clean: {names[out.prediction_before]} ({pct(out.confidence_before)}); "
                f"L-inf {out.linf:.3f}, L2 {out.l2:.3f}; {res.seconds_attack:.2f} s")  # fmt: skip
     st.pyplot(probability_bars([("clean", res.probs_clean), ("adversarial", res.probs_adversarial)], names, k=3,
@@ -91,7 +128,17 @@ def _model_column(row: dict[str, Any], picked: widgets.Picked, choice: widgets.A
                  caption=f"{method} of the adversarial image ({names[int(m.targets[method][1])]})")  # fmt: skip
 
 
-def _curves(paths: list[str], root: Path) -> None:
+def _detection_row(path: str, detector: str, root: Path) -> dict[str, str] | None:
+    """The summary row of ``lab detect``'s report for the model guarded by ``detector``, if it has one."""
+    rep = load_detection(path, detector)
+    if rep is None:
+        return None
+    worst = [f"{pct(r['robust_with_rejection'])} at {r['eps']:g}" for r in rep.get("results", [])]
+    return {"model": f"{run_name(path, root)} + {detector}", "report": f"lab detect ({rep.get('n')} images)",
+            "headline": "robust accuracy with rejection, worst of naive and adaptive: " + ", ".join(worst)}  # fmt: skip
+
+
+def _curves(paths: list[str], root: Path, detector: str | None = None) -> None:
     entries = reports.find_reports(root) if root.is_dir() else []
     models: list[tuple[str, list[reports.Curve]]] = []
     labels: dict[float, str] = {}
@@ -115,6 +162,10 @@ def _curves(paths: list[str], root: Path) -> None:
         h = reports.headline(rep)
         summary.append({"model": name, "report": entry.title,
                         "headline": h.text})  # fmt: skip
+    for path in paths if detector else []:
+        row = _detection_row(path, str(detector), root)
+        if row is not None:
+            summary.append(row)
     if models:
         if len(norms) > 1:
             st.warning("These reports use different norms (" + ", ".join(sorted(norms)) + "); their epsilons do "
@@ -158,11 +209,12 @@ def main() -> None:
     show(st, picture(picked.image, px=112), caption="the image")
     explain = st.toggle("Maps: each model's Grad-CAM, and an attention model's own attention", value=True,
                         key=f"{KEY}_maps", help="Each map explains the class the model predicts for that image.")  # fmt: skip
+    guard = _guard_controls(rows, first.info.dataset, root)
     for col, path in zip(st.columns(len(paths)), paths):
         with col, user_errors():
-            _model_column(by_path[path], picked, choice, root, explain)
+            _model_column(by_path[path], picked, choice, root, explain, guard)
     st.subheader("Accuracy vs epsilon")
-    _curves(paths, root)
+    _curves(paths, root, None if guard is None else guard[0])
     st.caption(f"Reports are found under {str(root)!r}; `lab eval --model RUN` writes one.")
 
 

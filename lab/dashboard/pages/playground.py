@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
+from defenses.detectors import DETECTORS
 from lab.core.epsilon import format_eps
 from lab.core.text import pct
 from lab.dashboard import cache, settings, widgets
 from lab.dashboard.images import overlay_picture, perturbation_picture, picture
 from lab.dashboard.ui import run_name, show, user_errors
+from lab.present.detection import load_detection
 from lab.present.inside import drift_figure, feature_maps_figure, filters_figure, short_layer
 from lab.present.models import defense_label
 from lab.present.plots import probability_bars
 from lab.present.text import norm_name
+from lab.runs.detect import holds_autoencoder
 from lab.runs.playground import DEFENSE_MODES, PlaygroundResult, defense_kind
 
 KEY = "pg"
@@ -140,6 +144,50 @@ def _defense(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundRes
     st.caption(f"{view.mode} in {view.seconds:.2f} s")
 
 
+def _detector(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundResult, info: Any, root: Any) -> None:
+    """The model guarded by a detector: its verdict and score on the clean and the adversarial image."""
+    if widgets.is_defended(row) and defense_kind({"defense": row.get("defense")}) == "denoiser":
+        st.info("A detector guards a plain classifier; pick the classifier this denoiser protects.")
+        return
+    c1, c2, c3 = st.columns([2, 3, 1])
+    name = c1.selectbox("Detector", DETECTORS.names(), key=f"{KEY}_det",
+                        format_func=lambda n: f"{n}: {DETECTORS.get(n).title}")  # fmt: skip
+    saved = load_detection(row["path"], name)
+    autoencoder = None if saved is None else (saved.get("meta") or {}).get("autoencoder")
+    if name == "magnet" and saved is None:
+        daes = {r["path"]: r for r in widgets.readable(rows)
+                if r.get("dataset") == row.get("dataset") and holds_autoencoder(r.get("defense"))}  # fmt: skip
+        if not daes:
+            st.info(f"MagNet scores the reconstruction error of a denoising autoencoder: train one (configs/"
+                    f"mnist_dae.toml, or make demo's runs/demo_dae) into {root} and it appears here.")  # fmt: skip
+            return
+        autoencoder = c2.selectbox("Its autoencoder", list(daes), key=f"{KEY}_det_ae",
+                                   format_func=lambda p: widgets.model_label(daes[p], root))  # fmt: skip
+    options: list[float | None] = [*([None] if saved else []), 0.01, 0.05, 0.1]
+    fpr = c3.selectbox("False positives", options, index=0 if saved else 1, key=f"{KEY}_det_fpr",
+                       format_func=lambda f: f"saved: {pct(saved['fpr_target'])}" if f is None and saved else pct(f),
+                       help="The threshold flags this fraction of held-out clean test images (the last 1,000); "
+                            "'saved': the guarded model lab detect judged, its threshold as its report saved it.")  # fmt: skip
+    pair = np.stack([res.attack.clean[0], res.attack.adversarial[0]])
+    clean, adv = cache.detector_verdicts(row["path"], name, pair, autoencoder=autoencoder, fpr=fpr)
+    names = list(info.class_names)
+    m1, m2 = st.columns(2)
+    for col, v, what in ((m1, clean, "clean"), (m2, adv, "adversarial")):
+        col.metric(f"Detector on the {what} image", "rejected" if v.rejected else f"passes: {names[v.prediction]}",
+                   delta=f"score {v.score:.4g} vs threshold {v.threshold:.4g}",
+                   delta_color="off" if v.rejected == (what == "adversarial") else "inverse", delta_arrow="off")  # fmt: skip
+    fooled = res.outcome.prediction_after != res.outcome.prediction_before
+    if fooled and adv.rejected:
+        st.markdown("The attack fooled the classifier, but the detector **rejects** the adversarial image.")
+    elif fooled:
+        st.markdown("The attack fooled the classifier **and** slipped past the detector.")
+    how = (f"the threshold lab detect saved ({pct(saved['fpr_target'])} false positives)" if fpr is None and saved
+           else f"threshold set for {pct(fpr)} false positives on the last 1,000 test images")  # fmt: skip
+    st.caption(f"{run_name(row['path'], root)} guarded by {name}, {how}. This adversarial image was made against the "
+               "classifier alone (the naive attacker); `lab detect` also attacks the detector itself (the adaptive "
+               "row), the honest test.")  # fmt: skip
+
+
 def _inside(rows: list[dict[str, Any]], row: dict[str, Any], picked: Any, choice: widgets.AttackChoice,
             info: Any, root: Any) -> None:  # fmt: skip
     """Each layer's feature maps for the image and its adversarial version, the drift curve
@@ -216,6 +264,9 @@ def main() -> None:
     st.subheader("Inside the network")
     if st.toggle("Look inside: feature maps and drift layer by layer", key=f"{KEY}_inside"):
         _inside(rows, row, picked, choice, info, root)
+    st.subheader("Detector")
+    if st.toggle("Guard the model with a detector", key=f"{KEY}_detector"):
+        _detector(rows, row, res, info, root)
     st.subheader("Defense")
     if st.toggle("Run the image through a defense", key=f"{KEY}_defense"):
         _defense(rows, row, res, choice, picked.label, info, root)
