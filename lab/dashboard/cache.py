@@ -26,7 +26,7 @@ import torch
 from lab.core.errors import LabError
 from lab.core.runtime import pick_device
 from lab.data import load_dataset
-from lab.present.detection import load_detection
+from lab.present.detection import detection_file, load_detection
 from lab.runs.detect import Verdict, guard, guard_from_report, verdicts
 from lab.runs.inside import InsideRun, inside_models
 from lab.runs.playground import DefenseView, PlaygroundResult, defense_view, playground_step
@@ -170,7 +170,7 @@ def detector_verdicts(path: str | os.PathLike[str], detector: str, images: np.nd
     saved in its report (``RUN/detect/<detector>/detection.json``: its threshold, its autoencoder)."""
     ae = None if autoencoder is None else str(autoencoder)
     key = model_key(path)
-    report = Path(path) / "detect" / detector / "detection.json"
+    report = detection_file(path, detector)
     report_key = f"{report.stat().st_mtime_ns}" if fpr is None and report.is_file() else ""
     detected = _guarded(str(path), key, detector, ae, "" if ae is None else model_key(ae),
                         None if fpr is None else float(fpr), report_key)  # fmt: skip

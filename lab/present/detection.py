@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from lab.core.io import atomic_open
 from lab.core.text import num, pct, secs
 from lab.evaluation.detection import DETECTION_FORMAT
+from lab.runs.detect import detect_dir
 
 if TYPE_CHECKING:
     from lab.evaluation.detection import DetectionReport
@@ -73,13 +74,15 @@ def write_detection(rep: DetectionReport, out_dir: str | os.PathLike[str]) -> di
     return paths
 
 
-def load_detection(run_or_file: str | os.PathLike[str], detector: str | None = None) -> dict[str, Any] | None:
-    """``lab detect``'s report as a dict: the file ``run_or_file``, or with ``detector`` the run's
-    default one (``RUN/detect/<detector>/detection.json``); None when there is none or it is not one
-    (a summary shows what it can read)."""
-    p = Path(run_or_file)
-    if detector is not None:
-        p = (p if p.is_dir() else p.parent) / "detect" / detector / DETECT_JSON
+def detection_file(run: str | os.PathLike[str], detector: str) -> Path:
+    """The report ``lab detect`` writes by default for ``run`` guarded by ``detector``."""
+    return detect_dir(run, detector) / DETECT_JSON
+
+
+def load_detection(run: str | os.PathLike[str], detector: str) -> dict[str, Any] | None:
+    """:func:`detection_file` of ``run`` and ``detector`` as a dict; None when there is none or it
+    is not one (a summary shows what it can read)."""
+    p = detection_file(run, detector)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -48,18 +48,18 @@ def build_for(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, A
     fitted on the first ``fit_n`` training images."""
     DETECTORS.get(detector)
     model = checkpoint.model
+    device = next(model.parameters()).device
     if isinstance(model, Denoised):
         raise LabError("a detector protects a plain classifier; this run is a denoised model (use its classifier run)")
     parts: dict[str, Any] = {}
     if detector == "magnet":
         if autoencoder is None:
             raise LabError("the magnet detector needs --autoencoder RUN, a DAE run (e.g. runs/demo_dae)")
-        dae = load_model(autoencoder, next(model.parameters()).device).model
+        dae = load_model(autoencoder, device).model
         if not isinstance(dae, Denoised) or not _reconstructs(dae.denoiser):
             raise LabError(f"{str(autoencoder)!r} is not a DAE run (its model has no autoencoder)")
         parts["autoencoder"] = dae.denoiser
     det = build_detector(detector, settings, **parts)
-    device = next(model.parameters()).device
     det.to(device)
     if fit_n > 0:
         ds = load_dataset(checkpoint.info.dataset, data_dir)
@@ -101,14 +101,14 @@ def guard_from_report(checkpoint: Checkpoint, report: Mapping[str, Any],
     (MagNet's autoencoder run, a learning detector fitted on the same training images) and the
     threshold the report saved, not calibrated again. LabError when the report judged other
     weights than ``checkpoint``'s (retrained since)."""
-    saved, now = (report.get("meta") or {}).get("weights_sha256"), weights_sha256(checkpoint)
-    if saved is None or saved != now:
+    meta = report.get("meta") or {}
+    if meta.get("weights_sha256") != weights_sha256(checkpoint):
         raise LabError(f"this detection report judged other weights than {str(checkpoint.path)!r} (retrained since?): "
                        "run lab detect again")  # fmt: skip
     det_rec = report["detector"]
-    fit = (report.get("meta") or {}).get("fit") or {}
+    fit = meta.get("fit") or {}
     det = build_for(checkpoint, str(det_rec["name"]), settings=det_rec.get("settings") or {},
-                    autoencoder=(report.get("meta") or {}).get("autoencoder"), fit_n=int(fit.get("index_stop", 0)),
+                    autoencoder=meta.get("autoencoder"), fit_n=int(fit.get("index_stop", 0)),
                     data_dir=data_dir)  # fmt: skip
     return Detected(checkpoint.model, det, float(report["threshold"]))
 
@@ -178,6 +178,12 @@ def detect_checkpoint(checkpoint: Checkpoint, detector: str, *, settings: Mappin
     return report
 
 
+def detect_dir(run: str | os.PathLike[str], detector: str) -> Path:
+    """``RUN/detect/<detector>``: where ``lab detect`` writes its report by default, and where the
+    dashboard looks for the guarded model it saved."""
+    return Path(run) / "detect" / detector
+
+
 def default_detect_dir(checkpoint: Checkpoint, detector: str) -> Path:
-    """``RUN/detect/<detector>`` next to the checkpoint."""
-    return Path(checkpoint.path).parent / "detect" / detector
+    """:func:`detect_dir` of the checkpoint's run folder."""
+    return detect_dir(Path(checkpoint.path).parent, detector)

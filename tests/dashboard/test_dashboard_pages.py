@@ -238,11 +238,11 @@ def test_compare_page_attacks_each_model_and_plots_their_reports(app_env: DashRu
 def _detect_report(run: Path):  # type: ignore[no-untyped-def]
     """``lab detect``'s squeeze report of ``run`` (8 images, PGD-3), written where the dashboard looks."""
     from lab.present.detection import write_detection
-    from lab.runs.detect import detect_checkpoint
+    from lab.runs.detect import detect_checkpoint, detect_dir
     from lab.training.checkpoint import load_model
 
     rep = detect_checkpoint(load_model(run), "squeeze", eps=[0.1], n=8, steps=3, calib_n=200, fit_n=0, progress=False)
-    write_detection(rep, run / "detect" / "squeeze")
+    write_detection(rep, detect_dir(run, "squeeze"))
     return rep
 
 

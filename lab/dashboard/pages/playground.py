@@ -146,7 +146,7 @@ def _defense(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundRes
 
 def _detector(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundResult, info: Any, root: Any) -> None:
     """The model guarded by a detector: its verdict and score on the clean and the adversarial image."""
-    if widgets.is_defended(row) and defense_kind({"defense": row.get("defense")}) == "denoiser":
+    if defense_kind({"defense": row.get("defense")}) == "denoiser":
         st.info("A detector guards a plain classifier; pick the classifier this denoiser protects.")
         return
     c1, c2, c3 = st.columns([2, 3, 1])
