@@ -36,6 +36,11 @@ class Detector(nn.Module, ABC):
     title: ClassVar[str] = ""
     differentiable: ClassVar[bool] = True
 
+    @classmethod
+    def check(cls, **settings: Any) -> None:
+        """Run the ``__init__``'s checks of ``settings`` (a recipe loader's validation)."""
+        cls(**settings)
+
     def settings(self) -> dict[str, Any]:
         """Its settings (each kept as the attribute of that name), for reports."""
         return {k: getattr(self, k) for k in setting_names(type(self))}

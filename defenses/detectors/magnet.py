@@ -8,7 +8,7 @@ differentiable, so the adaptive attack follows its true gradient.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -17,6 +17,13 @@ from defenses.denoisers.base import Denoiser
 from defenses.detectors.base import DETECTORS, Detector
 from lab.core.errors import LabError
 from lab.core.settings import one_of
+
+
+def reconstructs(denoiser: object) -> bool:
+    """Whether a denoiser (class or object) gives a reconstruction error of its own (the DAE does;
+    an input transform does not), which MagNet can take as its autoencoder."""
+    cls = denoiser if isinstance(denoiser, type) else type(denoiser)
+    return getattr(cls, "detector_score", Denoiser.detector_score) is not Denoiser.detector_score
 
 
 @DETECTORS.register("magnet")
@@ -33,6 +40,11 @@ class MagNet(Detector):
         for q in self.autoencoder.parameters():
             q.requires_grad_(False)
         self.p = int(one_of("p", p, (1, 2)))
+
+    @classmethod
+    def check(cls, **settings: Any) -> None:
+        """The settings' checks without an autoencoder (a recipe names its run: ``detector.autoencoder``)."""
+        one_of("p", settings.get("p", 1), (1, 2))
 
     def score(self, model: nn.Module, x: torch.Tensor, *, bpda: bool = False) -> torch.Tensor:
         err = (self.autoencoder.transform(x) - x).abs().flatten(1)

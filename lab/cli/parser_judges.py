@@ -50,8 +50,10 @@ def add_detect_parser(sub: Any) -> None:
         "PGD on the classifier alone (naive) and on the classifier and the detector together (adaptive), and "
         "print ROC AUC, the detection rate and the robust accuracy with rejection; write detection.json / "
         "detection.md."))  # fmt: skip
-    p.add_argument("--model", required=True, help="run folder or model.safetensors (a plain classifier)")
-    p.add_argument("--detector", required=True, help=" | ".join(DETECTORS.names()))
+    p.add_argument("--model", required=True,
+                   help="run folder or model.safetensors: a plain classifier, or a [detector] recipe's run "
+                        "(its detector, settings and threshold saved; no --detector then)")  # fmt: skip
+    p.add_argument("--detector", help=" | ".join(DETECTORS.names()) + " (required for a plain classifier)")
     p.add_argument("--autoencoder", help="magnet: the DAE run whose autoencoder reconstructs (e.g. runs/demo_dae)")
     p.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting of the detector, e.g. --param bits=1 (repeatable)")  # fmt: skip

@@ -47,6 +47,12 @@ def readable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if not r.get("error")]
 
 
+def classifiers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The readable checkpoints that answer every input: not a ``[detector]`` recipe's run (a
+    guarded model; the Playground's and Compare page's detector views guard a classifier)."""
+    return [r for r in readable(rows) if (r.get("defense") or {}).get("kind") != "detector"]
+
+
 def unreadable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("error")]
 
@@ -86,7 +92,7 @@ def model_picker(
 ) -> dict[str, Any] | None:
     """A select box of the readable checkpoints; None when there is none."""
     where = where if where is not None else st.sidebar
-    ok = readable(rows)
+    ok = classifiers(rows)
     if not ok:
         return None
     default = 0

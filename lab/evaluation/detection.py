@@ -154,9 +154,10 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor
 def evaluate_detection(model: nn.Module, detector: Detector, x: torch.Tensor, y: torch.Tensor, eps: Sequence[float],
                        *, x_calib: torch.Tensor, fpr: float = 0.05, steps: int = 100, restarts: int = 1,
                        batch_size: int = 250, seed: int = 0, progress: bool = True,
-                       model_meta: dict[str, Any] | None = None) -> DetectionReport:  # fmt: skip
+                       model_meta: dict[str, Any] | None = None, threshold: float | None = None) -> DetectionReport:  # fmt: skip
     """Judge ``detector`` protecting ``model`` on images ``x`` [N, C, H, W] with labels ``y`` at each
-    L-inf radius of ``eps``; the threshold from the clean held-out ``x_calib`` at ``fpr``."""
+    L-inf radius of ``eps``; the threshold from the clean held-out ``x_calib`` at ``fpr``, or
+    ``threshold`` where one was saved with the detector (a ``[detector]`` recipe's run)."""
     eps_list = check_eps(list(eps), "linf")
     x, x_calib = check_images(x), check_images(x_calib)
     if steps < 1 or restarts < 1:
@@ -164,7 +165,8 @@ def evaluate_detection(model: nn.Module, detector: Detector, x: torch.Tensor, y:
     t0 = time.perf_counter()
     n = x.shape[0]
     with frozen_eval(model):
-        threshold = calibrate(model, detector, x_calib, fpr)
+        if threshold is None:
+            threshold = calibrate(model, detector, x_calib, fpr)
         pred = _predict(model, x, batch_size)
         correct = pred == y
         clean_scores = scores_of(model, detector, x, batch_size)

@@ -18,7 +18,7 @@ def defense_label(record: Mapping[str, Any] | None) -> str:
         return "none"
     settings = d.get("settings") or {}
     name = str(d.get("name"))
-    if d.get("kind") == "denoiser":
-        return f"{name} (denoiser)"
+    if d.get("kind") in ("denoiser", "detector"):
+        return f"{name} ({d['kind']})"
     eps = settings.get("eps")
     return f"{name} (eps {eps:g})" if isinstance(eps, (int, float)) else name

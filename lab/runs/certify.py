@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from defenses.detectors.saved import refuse_guarded
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
 from lab.data.pixels import to_float
@@ -78,6 +79,7 @@ def certify_checkpoint(checkpoint: Checkpoint, *, eps: Sequence[float] | None = 
     or ``smoothing`` (L2; ``sigma``, ``n0``, ``n_samples``, ``alpha`` as in
     :func:`lab.evaluation.smoothing.certify_smoothed`)."""
     check_request(eps, method)
+    refuse_guarded(checkpoint.model, "lab certify", str(Path(checkpoint.path).parent))
     norm = cert_norm(method)
     eps_list = list(eps) if eps is not None else [default_eps(checkpoint.info, norm)]
     noise = smoothing_sigma(checkpoint, sigma) if method == "smoothing" else 0.0

@@ -17,8 +17,10 @@ from typing import Any
 
 import torch
 
-from defenses.denoisers import DENOISERS, Denoised, Denoiser
+from defenses.denoisers import DENOISERS, Denoised
 from defenses.detectors import DETECTORS, Detected, Detector, build_detector, calibrate, scores_of
+from defenses.detectors.magnet import reconstructs
+from defenses.detectors.saved import GuardedModel
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
 from lab.core.io import file_sha256
@@ -40,6 +42,25 @@ def check_request(detector: str, eps: Sequence[float] | None, fpr: float) -> Non
         raise LabError(f"the false-positive rate must be in (0, 1), got {fpr}")
 
 
+def saved_detector(checkpoint: Checkpoint, detector: str | None, settings: Mapping[str, Any] | None = None,
+                   autoencoder: str | os.PathLike[str] | None = None) -> str:  # fmt: skip
+    """The detector to judge: ``detector`` in front of a plain classifier, or the one a
+    ``[detector]`` recipe's run saved (then ``detector``, ``settings`` and ``autoencoder`` must not
+    ask for another). LabError otherwise, in one sentence."""
+    model = checkpoint.model
+    if not isinstance(model, GuardedModel):
+        if detector is None:
+            raise LabError(f"{str(checkpoint.path)!r} is a plain classifier: choose a detector with --detector "
+                           f"({', '.join(DETECTORS.names())})")  # fmt: skip
+        return detector
+    saved = str(model.record["name"])
+    if (detector is not None and detector != saved) or settings or autoencoder is not None:
+        raise LabError(f"{str(checkpoint.path)!r} holds a {saved} detector with its settings and threshold; judge it "
+                       "without --detector/--param/--autoencoder, or name its classifier's run "
+                       f"({model.info.extra['classifier'].get('path')}) for another detector")  # fmt: skip
+    return saved
+
+
 def build_for(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, Any] | None = None,
               autoencoder: str | os.PathLike[str] | None = None, fit_n: int = 10_000,
               data_dir: str | os.PathLike[str] | None = None) -> Detector:  # fmt: skip
@@ -49,14 +70,15 @@ def build_for(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, A
     DETECTORS.get(detector)
     model = checkpoint.model
     device = next(model.parameters()).device
-    if isinstance(model, Denoised):
-        raise LabError("a detector protects a plain classifier; this run is a denoised model (use its classifier run)")
+    if isinstance(model, (Denoised, GuardedModel)):
+        kind = "a denoised model" if isinstance(model, Denoised) else "a detector's run"
+        raise LabError(f"a detector protects a plain classifier; this run is {kind} (use its classifier run)")
     parts: dict[str, Any] = {}
     if detector == "magnet":
         if autoencoder is None:
             raise LabError("the magnet detector needs --autoencoder RUN, a DAE run (e.g. runs/demo_dae)")
         dae = load_model(autoencoder, device).model
-        if not isinstance(dae, Denoised) or not _reconstructs(dae.denoiser):
+        if not isinstance(dae, Denoised) or not reconstructs(dae.denoiser):
             raise LabError(f"{str(autoencoder)!r} is not a DAE run (its model has no autoencoder)")
         parts["autoencoder"] = dae.denoiser
     det = build_detector(detector, settings, **parts)
@@ -138,13 +160,7 @@ def holds_autoencoder(defense: Mapping[str, Any] | None) -> bool:
     if not isinstance(defense, Mapping) or defense.get("kind") != "denoiser":
         return False
     name = str(defense.get("name"))
-    return name in DENOISERS.names() and _reconstructs(DENOISERS.get(name))
-
-
-def _reconstructs(denoiser: Any) -> bool:
-    """Whether a denoiser (class or object) gives a reconstruction error of its own."""
-    cls = denoiser if isinstance(denoiser, type) else type(denoiser)
-    return getattr(cls, "detector_score", Denoiser.detector_score) is not Denoiser.detector_score
+    return name in DENOISERS.names() and reconstructs(DENOISERS.get(name))
 
 
 def detect_checkpoint(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, Any] | None = None,
@@ -153,7 +169,14 @@ def detect_checkpoint(checkpoint: Checkpoint, detector: str, *, settings: Mappin
                       steps: int = 100, restarts: int = 1, batch_size: int = 250,
                       data_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> DetectionReport:  # fmt: skip
     """:func:`lab.evaluation.detection.evaluate_detection` of ``detector`` (with ``settings``) in
-    front of ``checkpoint``'s model; see the module docstring for the images each step uses."""
+    front of ``checkpoint``'s model; see the module docstring for the images each step uses. A
+    ``[detector]`` recipe's run is judged with the detector, threshold, false-positive rate and
+    images it saved (``calib_n``, ``fit_n``, ``fpr``, ``autoencoder`` are then its own)."""
+    guarded = checkpoint.model if isinstance(checkpoint.model, GuardedModel) else None
+    if guarded is not None:  # a [detector] recipe's run: its detector, fitted, and its threshold
+        saved = guarded.record
+        calib_n = int(saved["calibration"]["index_stop"]) - int(saved["calibration"]["index_start"])
+        fit_n, fpr, autoencoder = int(saved["fit"]["index_stop"]), float(saved["fpr"]), None
     check_request(detector, eps, fpr)
     eps_list = list(eps) if eps is not None else [default_eps(checkpoint.info, "linf")]
     samples = from_test_set(checkpoint.info, n, offset, data_dir)
@@ -161,20 +184,28 @@ def detect_checkpoint(checkpoint: Checkpoint, detector: str, *, settings: Mappin
     if offset + n > start:
         raise LabError(f"the threshold is calibrated on the last {calib_n} test images ({start}.."
                        f"{start + calib_n - 1}), which the evaluated images {offset}..{offset + n - 1} must not reach")  # fmt: skip
-    det = build_for(checkpoint, detector, settings=settings, autoencoder=autoencoder, fit_n=fit_n, data_dir=data_dir)
-    model = checkpoint.model
+    if guarded is not None:
+        model, det, threshold = guarded.model, guarded.detector, guarded.threshold
+    else:
+        det = build_for(checkpoint, detector, settings=settings, autoencoder=autoencoder, fit_n=fit_n,
+                        data_dir=data_dir)  # fmt: skip
+        model, threshold = checkpoint.model, None
     device = next(model.parameters()).device
     x = to_float(samples.x, device)
     assert samples.y is not None
     y = torch.from_numpy(samples.y).to(device)
     report = evaluate_detection(model, det, x, y, eps_list, x_calib=x_calib, fpr=fpr, steps=steps, restarts=restarts,
-                                batch_size=batch_size, progress=progress, model_meta=model_meta(checkpoint))  # fmt: skip
+                                batch_size=batch_size, progress=progress, model_meta=model_meta(checkpoint),
+                                threshold=threshold)  # fmt: skip
     report.meta["data"] = {k: v for k, v in samples.source.items() if k != "from"}
     report.meta["calibration"] = {"split": "test", "index_start": start, "index_stop": start + calib_n}
     report.meta["fit"] = {"split": "train", "index_start": 0, "index_stop": fit_n}
     report.meta["weights_sha256"] = weights_sha256(checkpoint)
     if autoencoder is not None:
         report.meta["autoencoder"] = str(autoencoder)
+    if guarded is not None:
+        report.meta["saved_detector"] = {"threshold": guarded.threshold, "classifier": guarded.info.extra["classifier"],
+                                         **({"autoencoder": saved["autoencoder"]} if "autoencoder" in saved else {})}  # fmt: skip
     return report
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from defenses.detectors.saved import refuse_guarded
 from lab.core.distributed import Dist
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
@@ -121,6 +122,7 @@ def evaluate_plan(
     images and returns the whole report, equal to one process's. Returns a
     :class:`lab.evaluation.report.RobustnessReport`.
     """
+    refuse_guarded(checkpoint.model, "lab eval", str(Path(checkpoint.path).parent))
     info = checkpoint.info
     eps_list = list(plan.eps) if plan.eps is not None else [default_eps(info, plan.norm)]
     if batch_size < 1:

@@ -31,6 +31,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from defenses.denoisers import rebuild
+from defenses.detectors.saved import rebuild as rebuild_guarded
 from lab.core.errors import CheckpointError, LabError
 from lab.core.io import atomic_write_bytes, atomic_write_json, file_sha256
 from lab.models import LabModel, ModelInfo, build_model
@@ -160,6 +161,11 @@ def build_from_record(record: Mapping[str, Any], where: str) -> LabModel:
         info = ModelInfo.from_dict(record["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where} has incomplete model metadata ({exc})") from None
+    if "detector" in info.extra:  # a detector guarding a classifier (defenses.detectors.saved)
+        try:
+            return rebuild_guarded(info, build_model)
+        except LabError as exc:
+            raise CheckpointError(f"{where} holds a guarded model that cannot be rebuilt: {exc}") from None
     if "denoiser" in info.extra:  # a denoiser in front of a classifier (defenses.denoisers)
         try:
             return rebuild(info, build_model)

@@ -1,10 +1,11 @@
 """Training recipes: TOML files in ``configs/`` resolved into typed dataclasses.
 
 A recipe has the sections ``[data]``, ``[model]``, ``[train]``, ``[defense]``,
-``[denoiser]`` and ``[runtime]`` plus top-level ``name`` and ``seed``. ``[defense]`` and
-``[denoiser]`` are free tables: ``name`` picks the method from its registry
-(:data:`defenses.DEFENSES`, :data:`defenses.denoisers.DENOISERS`), ``denoiser.classifier``
-names the run folder of the classifier a denoiser goes in front of, and every other key
+``[denoiser]``, ``[detector]`` and ``[runtime]`` plus top-level ``name`` and ``seed``.
+``[defense]``, ``[denoiser]`` and ``[detector]`` are free tables: ``name`` picks the method from
+its registry (:data:`defenses.DEFENSES`, :data:`defenses.denoisers.DENOISERS`,
+:data:`defenses.detectors.DETECTORS`), ``denoiser.classifier`` / ``detector.classifier`` name
+the run folder of the classifier it goes in front of, and every other key
 is a setting of the chosen method, checked by the method (its keyword-only ``__init__``
 arguments, :mod:`lab.core.settings`). Unknown keys, wrong types and out-of-range values
 are ``ConfigError`` with one sentence naming the key (``defense.eps``). ``--set
@@ -79,6 +80,8 @@ class RunConfig:
     defense: dict[str, Any] = field(default_factory=lambda: dict(TABLES["defense"]))
     #: ``{"name": ..., "classifier": ..., **every setting of that denoiser}`` once validated
     denoiser: dict[str, Any] = field(default_factory=lambda: dict(TABLES["denoiser"]))
+    #: ``{"name": ..., "classifier": ..., "autoencoder": ..., "fpr": ..., **every setting of that detector}``
+    detector: dict[str, Any] = field(default_factory=lambda: dict(TABLES["detector"]))
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @property
@@ -90,6 +93,11 @@ class RunConfig:
     def denoiser_settings(self) -> dict[str, Any]:
         """The chosen denoiser's settings (the ``[denoiser]`` table without ``name`` and ``classifier``)."""
         return {k: v for k, v in self.denoiser.items() if k not in TABLES["denoiser"]}
+
+    @property
+    def detector_settings(self) -> dict[str, Any]:
+        """The chosen detector's settings (the ``[detector]`` table without its recipe keys)."""
+        return {k: v for k, v in self.detector.items() if k not in TABLES["detector"]}
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as checkpoints record it; each method table lists every setting of every
@@ -168,6 +176,21 @@ def validate(cfg: RunConfig) -> RunConfig:
             "in front of "
             "(for example runs/mnist_smallcnn)"
         )
+    det = cfg.detector.get("name", "")
+    if det and (cfg.defense["name"] != "none" or cfg.denoiser["name"]):
+        other = cfg.denoiser["name"] or cfg.defense["name"]
+        raise ConfigError(f"a detector recipe ({det}) fits a detector in front of a trained classifier and trains "
+                          f"nothing else; train {other} in a recipe of its own and name its run in detector.classifier")  # fmt: skip
+    cfg.detector = check_table("detector", cfg.detector)
+    if cfg.detector["name"]:
+        if not cfg.detector["classifier"]:
+            raise ConfigError(f"detector.classifier is required: the run folder of the trained classifier "
+                              f"{cfg.detector['name']} guards (for example runs/demo_smallcnn)")  # fmt: skip
+        if not 0 < cfg.detector["fpr"] < 1:
+            raise ConfigError(f"detector.fpr must be in (0, 1), got {cfg.detector['fpr']}")
+        if cfg.detector["fit_n"] < 0 or cfg.detector["calib_n"] < 1:
+            raise ConfigError(f"detector.fit_n must not be negative and detector.calib_n must be at least 1, got "
+                              f"{cfg.detector['fit_n']} and {cfg.detector['calib_n']}")  # fmt: skip
     return cfg
 
 

@@ -119,7 +119,7 @@ def train(
     t_run = time.perf_counter()
     if not trainable:  # a parameter-free input transform: nothing to fit, the wrapped model is the run
         if start_epoch == 0 and state_path is None:
-            log.info("%s has no parameters to train; saving the pipeline", cfg.denoiser["name"])
+            log.info("%s has no parameters to train; saving the pipeline", cfg.detector["name"] or cfg.denoiser["name"])
             acc = accuracy(model, test_data, cfg.train.eval_batch_size) if dd.main else float("nan")
             writer.commit(0, 0.0, "complete", {"test_acc": acc}, history)
         stopped = True

@@ -1,9 +1,12 @@
-"""The methods a recipe's ``[defense]`` and ``[denoiser]`` tables name, and the classifier a
-denoiser recipe trains in front of.
+"""The methods a recipe's ``[defense]``, ``[denoiser]`` and ``[detector]`` tables name, and the
+classifier a denoiser or detector recipe goes in front of.
 
 The tables are free: ``name`` picks the method from its registry
-(:data:`defenses.DEFENSES`, :data:`defenses.denoisers.DENOISERS`), ``denoiser.classifier``
-names the classifier's run folder (:data:`TABLES`), and every other key is a setting of the
+(:data:`defenses.DEFENSES`, :data:`defenses.denoisers.DENOISERS`,
+:data:`defenses.detectors.DETECTORS`), ``denoiser.classifier`` and ``detector.classifier`` name
+the classifier's run folder (:data:`TABLES`: a detector recipe also names MagNet's
+``autoencoder`` run, the false-positive rate ``fpr`` its threshold is set for, and the images
+it is fitted and calibrated on), and every other key is a setting of the
 chosen method: a keyword-only argument of its ``__init__``, converted by
 :func:`lab.core.settings.coerce_settings` and checked by the method itself
 (:func:`check_table`). A checkpoint records a table with every setting of every method of
@@ -21,6 +24,8 @@ from typing import Any
 
 from defenses import DEFENSES
 from defenses.denoisers import DENOISERS, Denoised
+from defenses.detectors import DETECTORS
+from defenses.detectors.saved import GuardedModel
 from lab.core.errors import ConfigError, LabError
 from lab.core.io import file_sha256
 from lab.core.registry import Registry
@@ -38,12 +43,19 @@ from lab.models.base import LabModel, ModelInfo
 from lab.training.checkpoint import load_model
 
 #: the recipe's own keys of each method table, with their defaults; every other key is a setting of the method.
-#: ``defense.name = "none"`` is standard training; ``denoiser.name = ""`` means no denoiser.
-TABLES: dict[str, dict[str, str]] = {"defense": {"name": "none"}, "denoiser": {"name": "", "classifier": ""}}
+#: ``defense.name = "none"`` is standard training; ``denoiser.name = ""`` means no denoiser, and
+#: ``detector.name = ""`` no detector (a detector recipe fits ``fit_n`` training images and sets
+#: its threshold for ``fpr`` on the last ``calib_n`` test images, as ``lab detect`` does).
+TABLES: dict[str, dict[str, Any]] = {
+    "defense": {"name": "none"},
+    "denoiser": {"name": "", "classifier": ""},
+    "detector": {"name": "", "classifier": "", "autoencoder": "", "fpr": 0.05, "fit_n": 10_000, "calib_n": 1000},
+}
+_REGISTRIES: dict[str, Registry[Any]] = {"defense": DEFENSES, "denoiser": DENOISERS, "detector": DETECTORS}
 
 
 def _registry(section: str) -> Registry[Any]:
-    return DEFENSES if section == "defense" else DENOISERS
+    return _REGISTRIES[section]
 
 
 def _record_defaults(section: str) -> dict[str, Any]:
@@ -77,7 +89,7 @@ def check_table(section: str, table: Mapping[str, Any]) -> dict[str, Any]:
     writes for it) and refused otherwise, saying which methods use it. ConfigError, one
     sentence naming the key as ``section.key``.
     """
-    recipe = {k: coerce_value(f"{section}.{k}", table.get(k, v), str) for k, v in TABLES[section].items()}
+    recipe = {k: coerce_value(f"{section}.{k}", table.get(k, v), type(v)) for k, v in TABLES[section].items()}
     name = recipe["name"]
     try:
         cls = _registry(section).get(name) if name else None
@@ -118,7 +130,7 @@ def table_text_keys() -> set[str]:
     ``--set`` value for one of them is the raw text."""
     out: set[str] = set()
     for section, keys in TABLES.items():
-        out.update(f"{section}.{k}" for k in keys)
+        out.update(f"{section}.{k}" for k, v in keys.items() if isinstance(v, str))
         for _, cls in _registry(section).items():
             out.update(f"{section}.{s.name}" for s in settings_of(cls) if takes_text(s.hint))
     return out
@@ -138,8 +150,9 @@ def load_classifier(path: str | os.PathLike[str], info: ModelInfo | None = None)
         raise ConfigError("training a denoiser needs a classifier: set denoiser.classifier to its run folder")
     ck = load_model(path)
     ci = ck.model.info
-    if isinstance(ck.model, Denoised):
-        raise LabError(f"{str(path)!r} is already a denoised model; name the plain classifier's run folder")
+    if isinstance(ck.model, (Denoised, GuardedModel)):
+        kind = "a denoised model" if isinstance(ck.model, Denoised) else "a detector's run"
+        raise LabError(f"{str(path)!r} is {kind}; name the plain classifier's run folder")
     if info is not None:
         if tuple(ci.input_shape) != tuple(info.input_shape):
             raise LabError(

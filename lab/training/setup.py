@@ -4,19 +4,26 @@ data on the device, the model with its training defense or denoiser, and the opt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from defenses import CollapseGuard, Defense, build_defense, build_guard
-from defenses.denoisers import wrap
+from defenses.denoisers import Denoised, wrap
 from defenses.denoisers.training import DenoiserTraining
+from defenses.detectors.magnet import reconstructs
+from defenses.detectors.saved import GuardedModel, guard_classifier
 from lab.core.distributed import Dist, join
+from lab.core.errors import LabError
+from lab.core.io import file_sha256
 from lab.core.runtime import pick_dtype, seed_everything, set_threads
 from lab.data import Dataset, load_dataset
 from lab.data.device import DeviceData
+from lab.data.pixels import to_float
 from lab.models import LabModel, ModelInfo, build_model
+from lab.training.checkpoint import load_model
 from lab.training.config import RunConfig
 from lab.training.recipes import load_classifier
 
@@ -78,6 +85,35 @@ def model_and_defense(cfg: RunConfig, info: ModelInfo, train_data: DeviceData, d
     return model, defense, guard
 
 
+def guarded(cfg: RunConfig, info: ModelInfo, ds: Dataset, device: torch.device) -> GuardedModel:
+    """A ``[detector]`` recipe's model: the classifier run it names guarded by the detector, fitted
+    on the first ``fit_n`` training images, its threshold set for ``fpr`` on the last ``calib_n``
+    test images (the images ``lab detect`` uses, so it judges the saved model as it would judge
+    the detector built on the spot); MagNet's autoencoder taken from the DAE run ``autoencoder``."""
+    d = cfg.detector
+    classifier, classifier_record = load_classifier(d["classifier"], info)
+    classifier = classifier.to(device)
+    autoencoder = None
+    provenance: dict[str, Any] = {}
+    if d["autoencoder"]:
+        dae = load_model(d["autoencoder"], device)
+        if not isinstance(dae.model, Denoised) or not reconstructs(dae.model.denoiser):
+            raise LabError(f"detector.autoencoder {d['autoencoder']!r} is not a DAE run (its model has no autoencoder)")
+        autoencoder = dae.model.denoiser
+        provenance["autoencoder"] = {"run": str(d["autoencoder"]), "weights_sha256": file_sha256(dae.path)}
+    total = len(ds.test_y)
+    if not d["calib_n"] < total:
+        raise LabError(f"detector.calib_n: the threshold is calibrated on the last test images; choose 1..{total - 1}")
+    fit_n = min(int(d["fit_n"]), len(ds.train_y))
+    provenance["fit"] = {"split": "train", "index_start": 0, "index_stop": fit_n}
+    provenance["calibration"] = {"split": "test", "index_start": total - d["calib_n"], "index_stop": total}
+    x_fit = to_float(ds.train_x[:fit_n], device)
+    y_fit = torch.from_numpy(ds.train_y[:fit_n].astype("int64")).to(device)
+    return guard_classifier(classifier, d["name"], cfg.detector_settings, x_fit=x_fit, y_fit=y_fit,
+                            x_calib=to_float(ds.test_x[total - d["calib_n"]:], device), fpr=float(d["fpr"]),
+                            autoencoder=autoencoder, classifier_record=classifier_record, provenance=provenance)  # fmt: skip
+
+
 def place(model: LabModel, device: torch.device, channels_last: bool) -> LabModel:
     """``model`` on ``device``, in channels_last memory format when asked."""
     model = model.to(device)
@@ -127,5 +163,7 @@ def prepare(cfg: RunConfig, dd: Dist) -> Prepared:
     seed_everything(cfg.seed)
     ds, train_data, test_data = load_data(cfg, device)
     model, defense, guard = model_and_defense(cfg, model_info(cfg, ds), train_data, dtype)
+    if cfg.detector["name"]:  # a detector fitted in front of a trained classifier: nothing trains
+        model = guarded(cfg, model_info(cfg, ds), ds, device)
     model = place(model, device, cfg.runtime.channels_last)
     return Prepared(device, dtype, ds, train_data, test_data, model, defense, guard, make_optimizer(cfg, model))

@@ -26,6 +26,7 @@ import lab
 from defenses import CollapseGuard, Defense
 from defenses.denoisers import Denoised
 from defenses.denoisers.training import DenoiserTraining
+from defenses.detectors.saved import GuardedModel
 from lab.core.errors import CheckpointError, ConfigError, LabError
 from lab.data import Dataset
 from lab.models import LabModel
@@ -191,6 +192,10 @@ def load_resumed(state_path: Path, ds: Dataset, model: nn.Module, opt: torch.opt
 def defense_record(defense: Defense | DenoiserTraining, guard: CollapseGuard | None,
                    model: nn.Module) -> dict[str, Any] | None:  # fmt: skip
     """The checkpoint's ``defense`` field: None for standard training."""
+    if isinstance(model, GuardedModel):
+        det = model.record
+        return {"name": det["name"], "kind": "detector", "title": det["title"], "settings": det["settings"],
+                "threshold": det["threshold"], "fpr": det["fpr"], "classifier": model.info.extra["classifier"]}  # fmt: skip
     if isinstance(model, Denoised):
         den = model.info.extra["denoiser"]
         return {"name": den["name"], "kind": "denoiser", "title": den["title"], "settings": den["settings"],

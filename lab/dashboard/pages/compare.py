@@ -181,7 +181,7 @@ def main() -> None:
     st.caption("The same image and epsilon against each model, every model attacked on its own (white-box); "
                "below, their accuracy-vs-epsilon curves from their reports.")  # fmt: skip
     root = settings.runs_dir()
-    rows = widgets.readable(cache.checkpoints(root))
+    rows = widgets.classifiers(cache.checkpoints(root))
     if not rows:
         st.info(f"No readable model in {str(root)!r}. Train some on the Models page or with `make demo`.")
         return

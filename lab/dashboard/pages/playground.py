@@ -98,7 +98,7 @@ def _explanations(res: PlaygroundResult, names: list[str]) -> None:
 def _defense(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundResult, choice: widgets.AttackChoice,
              label: int | None, info: Any, root: Any) -> None:  # fmt: skip
     shape = list(info.input_shape)
-    candidates = [r for r in widgets.readable(rows) if widgets.is_defended(r) and r["path"] != row["path"]]
+    candidates = [r for r in widgets.classifiers(rows) if widgets.is_defended(r) and r["path"] != row["path"]]
     candidates = [r for r in candidates if r.get("dataset") == row.get("dataset")]
     if not candidates:
         st.info(f"No defended {row.get('dataset')} model in {root}: train one on the Models page (for example "
@@ -197,7 +197,7 @@ def _inside(rows: list[dict[str, Any]], row: dict[str, Any], picked: Any, choice
                "robust lets the small input change grow on its way to the logits; an adversarially trained one "
                "keeps it small.")  # fmt: skip
     shape = list(info.input_shape)
-    others = [r for r in widgets.readable(rows) if r["path"] != row["path"] and r.get("dataset") == row.get("dataset")]
+    others = [r for r in widgets.classifiers(rows) if r["path"] != row["path"] and r.get("dataset") == row.get("dataset")]
     by_path = {r["path"]: r for r in others}
     robust = [p for p, r in by_path.items() if widgets.is_defended(r)]
     options = ["(none)", *by_path]
