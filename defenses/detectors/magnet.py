@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from defenses.denoisers.base import Denoiser
+from defenses.denoisers.wrapper import Denoised
 from defenses.detectors.base import DETECTORS, Detector
 from lab.core.errors import LabError
 from lab.core.settings import one_of
@@ -24,6 +25,14 @@ def reconstructs(denoiser: object) -> bool:
     an input transform does not), which MagNet can take as its autoencoder."""
     cls = denoiser if isinstance(denoiser, type) else type(denoiser)
     return getattr(cls, "detector_score", Denoiser.detector_score) is not Denoiser.detector_score
+
+
+def autoencoder_of(model: object, name: str) -> Denoiser:
+    """The autoencoder of a DAE run's model (a denoised model whose denoiser :func:`reconstructs`);
+    LabError naming the run as ``name`` otherwise."""
+    if not isinstance(model, Denoised) or not reconstructs(model.denoiser):
+        raise LabError(f"{name} is not a DAE run (its model has no autoencoder)")
+    return model.denoiser
 
 
 @DETECTORS.register("magnet")

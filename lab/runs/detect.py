@@ -19,7 +19,7 @@ import torch
 
 from defenses.denoisers import DENOISERS, Denoised
 from defenses.detectors import DETECTORS, Detected, Detector, build_detector, calibrate, scores_of
-from defenses.detectors.magnet import reconstructs
+from defenses.detectors.magnet import autoencoder_of, reconstructs
 from defenses.detectors.saved import GuardedModel
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
@@ -77,10 +77,7 @@ def build_for(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, A
     if detector == "magnet":
         if autoencoder is None:
             raise LabError("the magnet detector needs --autoencoder RUN, a DAE run (e.g. runs/demo_dae)")
-        dae = load_model(autoencoder, device).model
-        if not isinstance(dae, Denoised) or not reconstructs(dae.denoiser):
-            raise LabError(f"{str(autoencoder)!r} is not a DAE run (its model has no autoencoder)")
-        parts["autoencoder"] = dae.denoiser
+        parts["autoencoder"] = autoencoder_of(load_model(autoencoder, device).model, repr(str(autoencoder)))
     det = build_detector(detector, settings, **parts)
     det.to(device)
     if fit_n > 0:

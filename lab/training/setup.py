@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from defenses import CollapseGuard, Defense, build_defense, build_guard
-from defenses.denoisers import Denoised, wrap
+from defenses.denoisers import wrap
 from defenses.denoisers.training import DenoiserTraining
-from defenses.detectors.magnet import reconstructs
+from defenses.detectors.magnet import autoencoder_of
 from defenses.detectors.saved import GuardedModel, guard_classifier
 from lab.core.distributed import Dist, join
 from lab.core.errors import LabError
@@ -97,9 +97,7 @@ def guarded(cfg: RunConfig, info: ModelInfo, ds: Dataset, device: torch.device) 
     provenance: dict[str, Any] = {}
     if d["autoencoder"]:
         dae = load_model(d["autoencoder"], device)
-        if not isinstance(dae.model, Denoised) or not reconstructs(dae.model.denoiser):
-            raise LabError(f"detector.autoencoder {d['autoencoder']!r} is not a DAE run (its model has no autoencoder)")
-        autoencoder = dae.model.denoiser
+        autoencoder = autoencoder_of(dae.model, f"detector.autoencoder {d['autoencoder']!r}")
         provenance["autoencoder"] = {"run": str(d["autoencoder"]), "weights_sha256": file_sha256(dae.path)}
     total = len(ds.test_y)
     if not d["calib_n"] < total:
@@ -162,8 +160,9 @@ def prepare(cfg: RunConfig, dd: Dist) -> Prepared:
     dtype = pick_dtype(cfg.runtime.precision, device)
     seed_everything(cfg.seed)
     ds, train_data, test_data = load_data(cfg, device)
-    model, defense, guard = model_and_defense(cfg, model_info(cfg, ds), train_data, dtype)
+    info = model_info(cfg, ds)
+    model, defense, guard = model_and_defense(cfg, info, train_data, dtype)
     if cfg.detector["name"]:  # a detector fitted in front of a trained classifier: nothing trains
-        model = guarded(cfg, model_info(cfg, ds), ds, device)
+        model = guarded(cfg, info, ds, device)
     model = place(model, device, cfg.runtime.channels_last)
     return Prepared(device, dtype, ds, train_data, test_data, model, defense, guard, make_optimizer(cfg, model))
