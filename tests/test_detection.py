@@ -16,7 +16,7 @@ from cli_helpers import assert_user_error, run_lab
 from attacks.pgd import PGD
 from defenses.denoisers.base import Denoiser
 from defenses.detectors import DETECTORS, REJECT, Detected, build_detector, calibrate, scores_of
-from lab.evaluation.detection import evaluate_detection, roc_auc
+from lab.evaluation.detection import adaptive_pgd, evaluate_detection, roc_auc, rows_for
 
 
 class Identity(Denoiser):
@@ -50,6 +50,11 @@ def test_every_detector_scores_each_image_and_has_a_gradient(trained_fastnet, na
     (g,) = torch.autograd.grad(det.score(m, xa, bpda=True).sum(), xa)
     assert g.abs().sum() > 0, "the adaptive attack would see no gradient"
     assert not any(mod._forward_pre_hooks or mod._forward_hooks for mod in m.modules())  # hooks released
+    views = det.views(xa, bpda=True)  # what the adaptive-views row makes one wrong class with the input
+    assert all(v.shape == xa.shape and 0 <= float(v.detach().min()) and float(v.detach().max()) <= 1 for v in views)
+    if views:
+        (g,) = torch.autograd.grad(sum(m(v).sum() for v in views), xa)
+        assert g.abs().sum() > 0, "the adaptive-views attack would see no gradient through the views"
 
 
 def test_threshold_flags_the_chosen_share_of_clean_images(trained_fastnet) -> None:
@@ -91,13 +96,36 @@ def test_adaptive_row_and_worst_case(trained_fastnet, name: str) -> None:
     det = _detector(name, m, x, y)
     rep = evaluate_detection(m, det, x[:32], y[:32], [0.05], x_calib=x[32:], steps=20, progress=False)
     res = rep.results[0]
-    naive, adaptive = res.rows
-    assert (naive.row, adaptive.row) == ("naive", "adaptive")
-    assert set(res.robust_examples) == set(naive.robust_examples) & set(adaptive.robust_examples)
+    names = [r.row for r in res.rows]
+    assert names == (["naive", "adaptive", "adaptive-views"] if name == "squeeze" else ["naive", "adaptive"])
+    assert names == list(rows_for(det, x[:1]))
+    assert set(res.robust_examples) == set.intersection(*(set(r.robust_examples) for r in res.rows))
     assert 0 <= rep.clean_accuracy_with_rejection <= rep.clean_accuracy
     assert all(0 <= r.robust_with_rejection <= rep.clean_accuracy_with_rejection for r in res.rows)
     data = rep.to_dict()
     assert data["format"] == "lab-detection-report" and data["detector"]["name"] == name
+
+
+def test_adaptive_views_attack_stays_in_the_ball_and_wins_only_undetected(trained_fastnet) -> None:
+    """The targeted attack on the input and every squeezed view: L-inf within eps, valid pixels,
+    deterministic; each restart targets the next most likely wrong class and only adds images won
+    (misclassified and passing the detector, judged with its true score)."""
+    m, x, y = trained_fastnet.model, trained_fastnet.x[:16], trained_fastnet.y[:16]
+    det = _detector("squeeze", m, x, y)
+    thr = calibrate(m, det, trained_fastnet.x[16:], fpr=0.1)
+    kw = {"eps": 0.2, "threshold": thr, "scale_margin": 1.0, "scale_score": 0.1, "steps": 10, "restarts": 2}
+    adv = adaptive_pgd(m, det, x, y, views=True, **kw)
+    assert float((adv - x).abs().max()) <= 0.2 + 1e-6 and 0 <= float(adv.min()) and float(adv.max()) <= 1
+    assert torch.equal(adv, adaptive_pgd(m, det, x, y, views=True, **kw))
+
+
+    def won(a: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return (m(a).argmax(1) != y) & (scores_of(m, det, a) <= thr)
+
+    one = adaptive_pgd(m, det, x, y, views=True, **{**kw, "restarts": 1})  # the runner-up class only
+    assert bool((won(adv) | ~won(one)).all())  # a second restart (the next class) only adds images
+    assert torch.equal(adv[won(one)], one[won(one)])  # ... and keeps the first restart's wins as they were
 
 
 def test_lab_detect_cli(trained_fastnet, tmp_path: Path) -> None:
@@ -106,7 +134,7 @@ def test_lab_detect_cli(trained_fastnet, tmp_path: Path) -> None:
                    "16", "--steps", "5", "--calib-n", "200", "--fit-n", "0", "--no-progress", "--report", str(out))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = json.loads((out / "detection.json").read_text())
-    assert data["n"] == 16 and [r["row"] for r in data["results"][0]["rows"]] == ["naive", "adaptive"]
+    assert data["n"] == 16 and [r["row"] for r in data["results"][0]["rows"]] == ["naive", "adaptive", "adaptive-views"]
     assert "worst case" in proc.stdout and (out / "detection.md").exists()
 
 

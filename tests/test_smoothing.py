@@ -15,8 +15,11 @@ from torch import nn
 
 from defenses import build_defense
 from lab.core.errors import LabError
+from lab.core.journal import Journal
 from lab.evaluation.smoothing import ABSTAIN, certify_smoothed, lower_confidence_bound, predict
 from lab.models import LabModel, ModelInfo
+from lab.runs.certify import JOURNAL_FILE, certify_checkpoint
+from lab.training.checkpoint import load_model
 
 
 def test_clopper_pearson_lower_bound() -> None:
@@ -110,9 +113,42 @@ def test_lab_certify_smoothing_cli(trained_fastnet, tmp_path: Path) -> None:
     data = json.loads((out / "certification.json").read_text())
     assert data["norm"] == "l2" and data["method"] == "smoothing" and len(data["meta"]["radii"]) == 8
     assert "randomized smoothing" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["certification.json", "certification.md"]  # no journal left
     # a model not trained with noise needs --sigma; eval cannot add a smoothing row
     assert_user_error(run_lab("certify", "--model", str(trained_fastnet.run), "--method", "smoothing", "-n", "2",
                               "--report", str(tmp_path / "t")), "needs --sigma")  # fmt: skip
     assert_user_error(run_lab("eval", "--model", str(trained_fastnet.run), "--certify", "smoothing", "-n", "2",
                               "--report", str(tmp_path / "u")), "takes a bound method")  # fmt: skip
     assert not (tmp_path / "t").exists() and not (tmp_path / "u").exists()
+
+
+def test_interrupted_smoothing_resumes_with_the_uninterrupted_result(trained_fastnet, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Killed after 3 of 6 images, lab certify's smoothing keeps them in its journal; run again, it
+    certifies only the other 3 and reports what one uninterrupted run reports. Another request
+    (another sigma) does not take them."""
+    ck = load_model(trained_fastnet.run, "cpu")
+    kw = {"method": "smoothing", "eps": [0.25], "n": 6, "sigma": 0.25, "n0": 20, "n_samples": 200, "progress": False}
+    add, calls = Journal.add, []
+
+    def killed_after_three(self: Journal, key: str, value: object) -> None:
+        add(self, key, value)
+        calls.append(key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Journal, "add", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        certify_checkpoint(ck, resume_dir=tmp_path, **kw)
+    monkeypatch.undo()
+    assert len((tmp_path / JOURNAL_FILE).read_text().splitlines()) == 1 + 3  # the request, then 3 images
+    other = certify_checkpoint(ck, resume_dir=tmp_path / "elsewhere", **{**kw, "sigma": 0.3})
+    assert other.meta["resumed_images"] == 0
+    resumed = certify_checkpoint(ck, resume_dir=tmp_path, **kw)
+    whole = certify_checkpoint(ck, **kw)
+    assert resumed.meta["resumed_images"] == 3 and whole.meta["resumed_images"] == 0
+    assert resumed.meta["classes"] == whole.meta["classes"] and resumed.meta["radii"] == whole.meta["radii"]
+    assert resumed.results[0].certified_examples == whole.results[0].certified_examples
+    changed = certify_checkpoint(ck, resume_dir=tmp_path, **{**kw, "n0": 30})  # another request: all 6 anew
+    assert changed.meta["resumed_images"] == 0
+    assert len((tmp_path / JOURNAL_FILE).read_text().splitlines()) == 1 + 6  # now that request's journal

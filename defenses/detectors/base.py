@@ -5,7 +5,8 @@ it protects. ``fit(model, x, y)`` learns what it needs from clean training image
 activations; nothing for a detector that has its parts already). ``differentiable`` says whether
 autograd's gradient of the score is the true one; where it is not, ``score(..., bpda=True)`` is a
 differentiable stand-in (BPDA: the identity through the non-differentiable part) that an
-adaptive attack follows.
+adaptive attack follows. ``views(x)`` lists the transformed inputs a score compares the input's
+prediction with, where it has such (feature squeezing), for the attack that targets them all.
 
 :class:`Detected` is the protected model: ``model`` plus the detector plus a threshold, a model that
 may abstain. :func:`calibrate` sets the threshold for a false-positive rate on held-out clean
@@ -48,6 +49,12 @@ class Detector(nn.Module, ABC):
     def fit(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
         """Learn from clean images ``x`` [N, C, H, W] with labels ``y`` (nothing to learn here)."""
         return None
+
+    def views(self, x: torch.Tensor, *, bpda: bool = False) -> list[torch.Tensor]:
+        """The transformed versions of ``x`` whose predictions the score compares with the input's
+        (feature squeezing's squeezed images; none here). An adaptive attack that makes the input
+        and every view misclassified as one class evades such a score; ``bpda`` as for :meth:`score`."""
+        return []
 
     @abstractmethod
     def score(self, model: nn.Module, x: torch.Tensor, *, bpda: bool = False) -> torch.Tensor:

@@ -3,7 +3,9 @@ Deep Neural Networks"): the score is the largest L1 distance between the model's
 input and on each squeezed version of it: ``bits``-bit depth reduction and a ``kernel`` x
 ``kernel`` median filter (MNIST's configuration in the paper: 1 bit and 2x2). Bit-depth reduction
 rounds, so its gradient is zero almost everywhere; ``bpda=True`` passes the gradient straight
-through it (Athalye et al. 2018), which is what the adaptive attack follows.
+through it (Athalye et al. 2018), which is what the adaptive attacks follow. The squeezed images
+are the detector's :meth:`views`, so ``lab detect`` also runs the attack that breaks squeezing
+(He et al. 2017): the input and every squeezed version misclassified as one class at once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class FeatureSqueeze(Detector):
         self.bits = int(between("bits", bits, 1, 8))
         self.kernel = int(between("kernel", kernel, 1, 9))
 
-    def squeezed(self, x: torch.Tensor, *, bpda: bool = False) -> list[torch.Tensor]:
+    def views(self, x: torch.Tensor, *, bpda: bool = False) -> list[torch.Tensor]:
+        """The squeezed versions of ``x`` the score compares the input's prediction with."""
         out = []
         if self.bits < 8:
             levels = 2**self.bits - 1
@@ -47,7 +50,7 @@ class FeatureSqueeze(Detector):
 
     def score(self, model: nn.Module, x: torch.Tensor, *, bpda: bool = False) -> torch.Tensor:
         p = F.softmax(model(x).float(), 1)
-        dists = [(F.softmax(model(s).float(), 1) - p).abs().sum(1) for s in self.squeezed(x, bpda=bpda)]
+        dists = [(F.softmax(model(s).float(), 1) - p).abs().sum(1) for s in self.views(x, bpda=bpda)]
         if not dists:
             return torch.zeros(x.shape[0], device=x.device)
         return torch.stack(dists, 1).max(1).values

@@ -47,7 +47,9 @@ def add_detect_parser(sub: Any) -> None:
                        description=(
         "Put a detector (" + ", ".join(DETECTORS.names()) + ") in front of a trained model, set its threshold "
         "for --fpr false positives on the last --calib-n test images, attack the first --n test images with "
-        "PGD on the classifier alone (naive) and on the classifier and the detector together (adaptive), and "
+        "PGD on the classifier alone (naive), on the classifier and the detector together (adaptive) and, for "
+        "a detector that compares views of the input (squeeze), on the input and every view as one wrong "
+        "class (adaptive-views), and "
         "print ROC AUC, the detection rate and the robust accuracy with rejection; write detection.json / "
         "detection.md."))  # fmt: skip
     p.add_argument("--model", required=True,

@@ -23,6 +23,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from defenses.detectors.saved import GuardedModel
 from lab.core.errors import LabError
 from lab.core.runtime import pick_device
 from lab.data import load_dataset
@@ -174,10 +175,24 @@ def detector_verdicts(path: str | os.PathLike[str], detector: str, images: np.nd
     report_key = f"{report.stat().st_mtime_ns}" if fpr is None and report.is_file() else ""
     detected = _guarded(str(path), key, detector, ae, "" if ae is None else model_key(ae),
                         None if fpr is None else float(fpr), report_key)  # fmt: skip
+    with model_lock(key):
+        return verdicts(detected, _floats(images))
+
+
+def saved_detector_verdicts(run: str | os.PathLike[str], images: np.ndarray) -> list[Verdict]:
+    """:func:`lab.runs.detect.verdicts` of a ``[detector]`` recipe's run (the guarded model it
+    saved, with its threshold) on ``images`` [N, C, H, W] (uint8 or float in [0, 1])."""
+    model = checkpoint(run).model
+    if not isinstance(model, GuardedModel):
+        raise LabError(f"{str(run)!r} is not a detector's run (a [detector] recipe's)")
+    with model_lock(model_key(run)):
+        return verdicts(model, _floats(images))
+
+
+def _floats(images: np.ndarray) -> torch.Tensor:
     x = np.asarray(images)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    with model_lock(key):
-        return verdicts(detected, torch.from_numpy(np.ascontiguousarray(x)))
+    return torch.from_numpy(np.ascontiguousarray(x))
 
 
 def weights_exist(run: str | os.PathLike[str]) -> bool:

@@ -53,6 +53,14 @@ def classifiers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in readable(rows) if (r.get("defense") or {}).get("kind") != "detector"]
 
 
+def detector_runs(rows: list[dict[str, Any]], classifier: dict[str, Any], detector: str) -> list[dict[str, Any]]:
+    """The ``[detector]`` recipes' runs in ``rows`` that guard ``classifier``'s weights (the same
+    SHA-256) with ``detector``: a saved guarded model, its threshold fixed when it was made."""
+    sha = classifier.get("weights_sha256")
+    return [r for r in readable(rows) if sha and (d := r.get("defense") or {}).get("kind") == "detector"
+            and d.get("name") == detector and (d.get("classifier") or {}).get("weights_sha256") == sha]  # fmt: skip
+
+
 def unreadable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("error")]
 

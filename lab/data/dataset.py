@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lab.core.errors import DataError
+from lab.core.errors import DataError, LabError
 
 
 class Arrays(NamedTuple):
@@ -139,6 +139,16 @@ class Dataset:
     def num_classes(self) -> int:
         """The number of classes, ``len(class_names)``."""
         return len(self.class_names)
+
+    def held_out_start(self, n: int) -> int:
+        """The index of the first of the last ``n`` test images, the held-out clean images a
+        detector's threshold is set on (``lab detect``, a ``[detector]`` recipe); LabError unless
+        1 <= n < the number of test images."""
+        total = len(self.test_y)
+        if not 1 <= n < total:
+            raise LabError(f"the threshold is calibrated on the last test images: choose 1..{total - 1} of them, "
+                           f"not {n}")  # fmt: skip
+        return total - n
 
     @cached_property
     def _stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -11,13 +11,19 @@ every image (L-inf PGD from a random start):
   max_{j != y} z_j - z_y``, and ``s_m``, ``s_d`` are the spreads of the clean margins and scores
   (so neither term drowns the other); an image is won when both are positive. Where the
   detector is not differentiable its BPDA stand-in gives the gradient (``score(..., bpda=True)``),
-  while success is always judged with the true score.
+  while success is always judged with the true score;
+* **adaptive-views**, for a detector that compares the input's prediction with its predictions on
+  transformed views of it (feature squeezing: :meth:`defenses.detectors.Detector.views`): the same
+  objective with the margin targeted at each image's most likely wrong class (restart ``r``: the
+  ``r``-th) and taken as the smallest over the input and every view, so that all of them are
+  misclassified as one class and their predictions agree (He et al. 2017, "Adversarial Example
+  Defenses: Ensembles of Weak Defenses are not Strong").
 
 Per row: the ROC AUC of the score between the clean test images the model classifies correctly
 and the adversarial examples that fool the classifier; the detection rate at the threshold among
 those; and the **robust accuracy with rejection**: an image counts when its clean version is
 classified correctly and not rejected and its adversarial example is either classified
-correctly or rejected. The headline at each radius is the per-image worst case over both rows.
+correctly or rejected. The headline at each radius is the per-image worst case over the rows.
 """
 
 from __future__ import annotations
@@ -47,6 +53,23 @@ from lab.models.base import check_images, frozen_eval
 
 DETECTION_FORMAT = "lab-detection-report"
 ROWS = ("naive", "adaptive")
+#: the row added for a detector with views (:meth:`defenses.detectors.Detector.views`)
+VIEWS_ROW = "adaptive-views"
+
+
+def rows_for(detector: Detector, x: torch.Tensor) -> tuple[str, ...]:
+    """The threat rows that judge ``detector`` (``x``: an image, to ask it for views)."""
+    with torch.no_grad():
+        return (*ROWS, VIEWS_ROW) if detector.views(x) else ROWS
+
+
+def _attack_label(row: str, steps: int, detector: Detector) -> str:
+    bpda = ", BPDA" if not detector.differentiable else ""
+    if row == "naive":
+        return f"PGD-{steps} (classifier only)"
+    if row == VIEWS_ROW:
+        return f"PGD-{steps} (targeted: the input and every view of the detector as one class, and its score{bpda})"
+    return f"PGD-{steps} (classifier and detector{bpda})"
 
 
 @dataclass
@@ -110,11 +133,34 @@ def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return other - true
 
 
+def _objective(model: nn.Module, detector: Detector, xa: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+               threshold: float, scale_margin: float, scale_score: float) -> torch.Tensor:  # fmt: skip
+    """[B] what the adaptive attacks maximize: ``min(margin / s_m, (threshold - score) / s_d)``; with
+    ``target``, the margin is the smallest targeted one over the input and every detector view."""
+    bpda = not detector.differentiable
+    s = (threshold - detector.score(model, xa, bpda=bpda).float()) / scale_score
+    if target is None:
+        return torch.minimum(_margin(model(xa).float(), y) / scale_margin, s)
+    views = [xa, *detector.views(xa, bpda=bpda)]
+    m = torch.stack([-_margin(model(v).float(), target) for v in views], 1).min(1).values  # z_t - max_{j != t} z_j
+    return torch.minimum(m / scale_margin, s)
+
+
+def _targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rank: int) -> torch.Tensor:
+    """[B] each image's ``rank``-th most likely wrong class on the clean image (0: the runner-up)."""
+    with torch.no_grad():
+        z = model(x).float().scatter(1, y.view(-1, 1), float("-inf"))
+    return z.argsort(1, descending=True)[:, rank % (z.shape[1] - 1)]
+
+
 def adaptive_pgd(model: nn.Module, detector: Detector, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                  threshold: float, scale_margin: float, scale_score: float, steps: int = 100, restarts: int = 1,
-                 seed: int = 0) -> torch.Tensor:  # fmt: skip
-    """L-inf PGD maximizing ``min(margin / scale_margin, (threshold - score) / scale_score)``; returns,
-    per image, the first iterate that is misclassified and not detected, else the last one."""
+                 seed: int = 0, views: bool = False) -> torch.Tensor:  # fmt: skip
+    """L-inf PGD maximizing ``min(margin / scale_margin, (threshold - score) / scale_score)``; with
+    ``views``, the margin is targeted (restart ``r`` at each image's ``r``-th most likely wrong class)
+    and the smallest over the input and each of the detector's views (all misclassified as the
+    target, their predictions agree: He et al. 2017 against feature squeezing). Returns, per image,
+    the first iterate that is misclassified and not detected, else the last one."""
     threat = make_threat("linf", eps)
     alpha = 2.5 * eps / steps
     best = x.clone()
@@ -122,15 +168,16 @@ def adaptive_pgd(model: nn.Module, detector: Detector, x: torch.Tensor, y: torch
     for r in range(restarts):
         gens = [torch.Generator(device=x.device).manual_seed(s) for s in image_seeds(x, seed, stream=r)]
         delta = threat.init_per_image(x, gens)
+        target = _targets(model, x, y, r) if views else None
         for _ in range(steps):
             todo = ~won
             if not todo.any():
                 return best
             xa = (x[todo] + delta[todo]).clamp(0, 1).requires_grad_(True)
             with torch.enable_grad():
-                m = _margin(model(xa).float(), y[todo]) / scale_margin
-                s = (threshold - detector.score(model, xa, bpda=not detector.differentiable).float()) / scale_score
-                (g,) = torch.autograd.grad(torch.minimum(m, s).sum(), xa)
+                obj = _objective(model, detector, xa, y[todo], None if target is None else target[todo], threshold,
+                                 scale_margin, scale_score)  # fmt: skip
+                (g,) = torch.autograd.grad(obj.sum(), xa)
             d = delta[todo] + threat.step(g) * alpha
             d = threat.project(d)
             d = (x[todo] + d).clamp(0, 1) - x[todo]
@@ -179,12 +226,13 @@ def evaluate_detection(model: nn.Module, detector: Detector, x: torch.Tensor, y:
         scale_s = float(calib_scores.std()) or 1.0
         neg = clean_scores[correct].cpu().numpy()
         results = []
-        bar = progress_bar(total=len(eps_list) * len(ROWS) * n, desc="detection", unit="img", enabled=progress)
+        rows_of = rows_for(detector, x[:1])
+        bar = progress_bar(total=len(eps_list) * len(rows_of) * n, desc="detection", unit="img", enabled=progress)
         try:
             for e in eps_list:
                 rows = []
                 worst = clean_ok.clone()
-                for row in ROWS:
+                for row in rows_of:
                     t1 = time.perf_counter()
                     bar.set_description(f"detection eps={e:g} {row}")
                     advs = []
@@ -196,7 +244,7 @@ def evaluate_detection(model: nn.Module, detector: Detector, x: torch.Tensor, y:
                         else:
                             advs.append(adaptive_pgd(model, detector, xb, yb, eps=e, threshold=threshold,
                                                      scale_margin=scale_m, scale_score=scale_s, steps=steps,
-                                                     restarts=restarts, seed=seed))  # fmt: skip
+                                                     restarts=restarts, seed=seed, views=row == VIEWS_ROW))  # fmt: skip
                         bar.update(xb.shape[0])
                     adv = torch.cat(advs)
                     wrong = _predict(model, adv, batch_size) != y
@@ -206,9 +254,7 @@ def evaluate_detection(model: nn.Module, detector: Detector, x: torch.Tensor, y:
                     worst &= robust
                     fooled = wrong & correct
                     rows.append(DetectionRow(
-                        row=row, attack=f"PGD-{steps}" + (" (classifier only)" if row == "naive" else
-                                                          " (classifier and detector" + (
-                                                              ", BPDA)" if not detector.differentiable else ")")),
+                        row=row, attack=_attack_label(row, steps, detector),
                         auc=roc_auc(neg, adv_scores[fooled].cpu().numpy()),
                         detection_rate=float(caught[fooled].double().mean()) if fooled.any() else float("nan"),
                         fooled_classifier=float(wrong.double().mean()), robust_with_rejection=float(robust.double().mean()),

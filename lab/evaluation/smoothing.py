@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,13 +86,19 @@ def predict(model: nn.Module, x: torch.Tensor, *, sigma: float, n: int = 1000, a
 
 def certify_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: Sequence[float], *, sigma: float,
                      n0: int = 100, n: int = 10_000, alpha: float = 0.001, batch: int = 1000, seed: int = 0,
-                     progress: bool = True, model_meta: dict[str, Any] | None = None) -> CertificationReport:  # fmt: skip
+                     progress: bool = True, model_meta: dict[str, Any] | None = None,
+                     done: Mapping[int, tuple[int, float]] | None = None,
+                     on_image: Callable[[int, int, float], None] | None = None) -> CertificationReport:  # fmt: skip
     """Certified L2 accuracy of the smoothed ``model`` at each radius of ``radii`` (CERTIFY above)
     on images ``x`` [N, C, H, W] in [0, 1] with labels ``y``. The report's meta holds each image's
-    class (-1: abstained) and certified radius."""
+    class (-1: abstained) and certified radius. Resuming: ``done`` maps the index of an image
+    certified before (by the same request) to its class and radius, which are taken as they are
+    (the sampling is seeded per image, so the report equals an uninterrupted run's);
+    ``on_image(i, class, radius)`` is called after each image certified here."""
     _check(sigma, n0, n, alpha, batch)
     radii = check_eps(list(radii), "l2", tuple(x.shape[1:]))
     x = check_images(x)
+    done = dict(done or {})
     t0 = time.perf_counter()
     classes, rads = [], []
     bar = progress_bar(total=x.shape[0], desc=f"smoothing sigma={sigma:g}", unit="img", enabled=progress)
@@ -103,15 +109,17 @@ def certify_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: 
             for i, s in enumerate(image_seeds(x, seed)):
                 if i % chunk == 0:
                     bar.set_description(f"smoothing sigma={sigma:g}, images {i}..{min(i + chunk, x.shape[0]) - 1}")
-                gen = torch.Generator().manual_seed(int(s))
-                guess = int(np.argmax(_counts(model, x[i], sigma, n0, batch, k, gen)))
-                p_a = lower_confidence_bound(int(_counts(model, x[i], sigma, n, batch, k, gen)[guess]), n, alpha)
-                if p_a > 0.5:
-                    classes.append(guess)
-                    rads.append(sigma * float(norm.ppf(p_a)))
+                if i in done:
+                    c, r = done[i]
                 else:
-                    classes.append(ABSTAIN)
-                    rads.append(0.0)
+                    gen = torch.Generator().manual_seed(int(s))
+                    guess = int(np.argmax(_counts(model, x[i], sigma, n0, batch, k, gen)))
+                    p_a = lower_confidence_bound(int(_counts(model, x[i], sigma, n, batch, k, gen)[guess]), n, alpha)
+                    c, r = (guess, sigma * float(norm.ppf(p_a))) if p_a > 0.5 else (ABSTAIN, 0.0)
+                    if on_image is not None:
+                        on_image(i, c, r)
+                classes.append(int(c))
+                rads.append(float(r))
                 bar.update(1)
         finally:
             bar.close()
@@ -127,6 +135,7 @@ def certify_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: 
                                        median_margin=float("nan"), seconds=seconds / len(radii)))  # fmt: skip
     meta = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
             "sigma": sigma, "n0": n0, "n_samples": n, "alpha": alpha, "seed": seed,
+            "resumed_images": sum(1 for i in done if 0 <= i < x.shape[0]),
             "classes": classes, "radii": [round(v, 6) if math.isfinite(v) else None for v in rads],
             "clean_accuracy_means": "the smoothed classifier's CERTIFY prediction (abstentions count as wrong)"}  # fmt: skip
     return CertificationReport(model=dict(model_meta or {}), method="smoothing", norm="l2", eps=radii, n=x.shape[0],

@@ -40,6 +40,11 @@ def _head(rep: DetectionReport) -> str:
             f"{pct(rep.clean_accuracy_with_rejection)} with rejection")  # fmt: skip
 
 
+def _names(res: Any) -> str:
+    names = [r.row for r in res.rows]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def detection_table(rep: DetectionReport) -> str:
     rows = [COLUMNS, *_rows(rep)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
@@ -47,7 +52,7 @@ def detection_table(rep: DetectionReport) -> str:
              for row in rows]  # fmt: skip
     last = rep.results[-1]
     tail = (f"Robust accuracy with rejection {pct(last.robust_with_rejection)} at L-inf eps {num(last.eps)}: the "
-            "per-image worst case over the naive and the adaptive attack (an adversarial example succeeds "
+            f"per-image worst case over the {_names(last)} attacks (an adversarial example succeeds "
             "only if it is misclassified and not detected).")  # fmt: skip
     return "\n".join([_head(rep), "", *lines, "", tail])
 
@@ -59,7 +64,9 @@ def detection_markdown(rep: DetectionReport) -> str:
     lines += ["", "ROC AUC: clean test images the model classifies correctly against the adversarial examples "
               "that fool the classifier. Robust accuracy with rejection: the clean image is classified correctly and "
               "not rejected, and its adversarial example is classified correctly or rejected. The adaptive row "
-              "attacks the classifier and the detector's score together (Carlini and Wagner 2017).",
+              "attacks the classifier and the detector's score together (Carlini and Wagner 2017); adaptive-views "
+              "(a detector that compares views of the input) makes the input and every view one wrong class "
+              "(He et al. 2017).",
               "", f"Time: {secs(rep.seconds)}.", ""]  # fmt: skip
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ robustness report on the same images can be compared with it image by image
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ import torch
 from defenses.detectors.saved import refuse_guarded
 from lab.core.epsilon import check_eps, default_eps
 from lab.core.errors import LabError
+from lab.core.io import file_sha256
+from lab.core.journal import Journal
 from lab.data.pixels import to_float
 from lab.evaluation.certify import CertificationReport, certify, check_method
 from lab.evaluation.smoothing import certify_smoothed
@@ -27,6 +30,8 @@ from lab.models.bounds import METHODS as BOUND_METHODS
 from lab.runs.samples import from_test_set
 from lab.training.checkpoint import Checkpoint
 
+#: the finished images of an interrupted ``lab certify --method smoothing``, in the report's folder
+JOURNAL_FILE = "certification.partial.jsonl"
 #: every way ``lab certify`` certifies: the L-inf bound methods, and randomized smoothing (L2)
 CERT_METHODS: tuple[str, ...] = (*BOUND_METHODS, "smoothing")
 
@@ -72,12 +77,14 @@ def smoothing_sigma(checkpoint: Checkpoint, sigma: float | None) -> float:
 def certify_checkpoint(checkpoint: Checkpoint, *, eps: Sequence[float] | None = None, method: str = "ibp",
                        n: int = 1000, offset: int = 0, batch_size: int = 100, max_rows: int = 4096,
                        sigma: float | None = None, n0: int = 100, n_samples: int = 10_000, alpha: float = 0.001,
-                       data_dir: str | os.PathLike[str] | None = None,
-                       progress: bool = True) -> CertificationReport:  # fmt: skip
+                       data_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+                       resume_dir: str | os.PathLike[str] | None = None) -> CertificationReport:  # fmt: skip
     """Certified accuracy of ``checkpoint`` on test images ``offset .. offset+n-1`` at each radius
     of ``eps`` (default: the data's conventional radius) with ``method``: a bound method (L-inf)
     or ``smoothing`` (L2; ``sigma``, ``n0``, ``n_samples``, ``alpha`` as in
-    :func:`lab.evaluation.smoothing.certify_smoothed`)."""
+    :func:`lab.evaluation.smoothing.certify_smoothed`). Smoothing, minutes per hundred images,
+    keeps each finished image in a journal in ``resume_dir`` (the report's folder): run again,
+    the same request continues where it stopped (:func:`finish`, once the report is written)."""
     check_request(eps, method)
     refuse_guarded(checkpoint.model, "lab certify", str(Path(checkpoint.path).parent))
     norm = cert_norm(method)
@@ -89,15 +96,33 @@ def certify_checkpoint(checkpoint: Checkpoint, *, eps: Sequence[float] | None = 
     assert samples.y is not None
     y = torch.from_numpy(samples.y).to(device)
     if method == "smoothing":
-        report = certify_smoothed(checkpoint.model, x, y, eps_list, sigma=noise, n0=n0, n=n_samples, alpha=alpha,
-                                  batch=max(batch_size, 1), progress=progress,
-                                  model_meta=model_meta(checkpoint))  # fmt: skip
+        request = {"method": method, "weights_sha256": file_sha256(checkpoint.path), "sigma": noise, "n0": n0,
+                   "n_samples": n_samples, "alpha": alpha,
+                   "data": {k: v for k, v in samples.source.items() if k != "from"}}  # fmt: skip
+        journal = None if resume_dir is None else Journal(Path(resume_dir) / JOURNAL_FILE, request)
+        done = {int(k): (int(v[0]), float(v[1])) for k, v in journal.done().items()} if journal else {}
+        try:
+            report = certify_smoothed(checkpoint.model, x, y, eps_list, sigma=noise, n0=n0, n=n_samples, alpha=alpha,
+                                      batch=max(batch_size, 1), progress=progress, model_meta=model_meta(checkpoint),
+                                      done=done, on_image=None if journal is None else functools.partial(_keep, journal))  # fmt: skip
+        finally:
+            if journal is not None:
+                journal.close()
     else:
         report = certify(checkpoint.model, x, y, eps_list, method=method, batch_size=batch_size, max_rows=max_rows,
                          progress=progress, model_meta=model_meta(checkpoint))  # fmt: skip
     report.meta["data"] = {k: v for k, v in samples.source.items() if k != "from"}
     report.meta["data"]["source"] = samples.source.get("from")
     return report
+
+
+def _keep(journal: Journal, i: int, c: int, r: float) -> None:
+    journal.add(str(i), [c, r])
+
+
+def finish(out_dir: str | os.PathLike[str]) -> None:
+    """The report in ``out_dir`` is written: its journal of finished images goes."""
+    Journal(Path(out_dir) / JOURNAL_FILE, {}).finish()
 
 
 def default_cert_dir(checkpoint: Checkpoint, method: str) -> Path:

@@ -91,11 +91,8 @@ def calibration_images(checkpoint: Checkpoint, calib_n: int = 1000,
                        data_dir: str | os.PathLike[str] | None = None) -> tuple[torch.Tensor, int]:  # fmt: skip
     """The last ``calib_n`` test images (float, on the model's device) and the index of the first."""
     ds = load_dataset(checkpoint.info.dataset, data_dir)
-    total = len(ds.test_y)
-    if not 1 <= calib_n < total:
-        raise LabError(f"the threshold is calibrated on the last test images: choose 1..{total - 1} of them, "
-                       f"not {calib_n}")  # fmt: skip
-    return to_float(ds.test_x[total - calib_n:], next(checkpoint.model.parameters()).device), total - calib_n
+    start = ds.held_out_start(calib_n)
+    return to_float(ds.test_x[start:], next(checkpoint.model.parameters()).device), start
 
 
 def guard(checkpoint: Checkpoint, detector: str, *, settings: Mapping[str, Any] | None = None,

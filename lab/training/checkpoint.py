@@ -236,6 +236,7 @@ def list_checkpoints(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 epochs=record.get("training", {}).get("epochs_completed"),
                 metrics=record.get("metrics", {}),
                 defense=record.get("defense"),
+                weights_sha256=(record.get("weights") or {}).get("sha256"),  # the sidecar's; None without one
             )
         except (CheckpointError, OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
             row.update(error=f"unreadable: {exc}")

@@ -79,10 +79,15 @@ def model_and_defense(cfg: RunConfig, info: ModelInfo, train_data: DeviceData, d
         model: LabModel = denoised
     else:
         model = build_model(info)
-        defense = build_defense(cfg.defense["name"], cfg.defense_settings, input_shape=info.input_shape, dtype=dtype,
-                                label_smoothing=cfg.train.label_smoothing)  # fmt: skip
+        defense = recipe_defense(cfg, info, dtype)
         guard = build_guard(defense, train_data, cfg.seed)
     return model, defense, guard
+
+
+def recipe_defense(cfg: RunConfig, info: ModelInfo, dtype: torch.dtype | None) -> Defense:
+    """The recipe's training defense (``defense.name = "none"``: standard training)."""
+    return build_defense(cfg.defense["name"], cfg.defense_settings, input_shape=info.input_shape, dtype=dtype,
+                         label_smoothing=cfg.train.label_smoothing)  # fmt: skip
 
 
 def guarded(cfg: RunConfig, info: ModelInfo, ds: Dataset, device: torch.device) -> GuardedModel:
@@ -99,16 +104,17 @@ def guarded(cfg: RunConfig, info: ModelInfo, ds: Dataset, device: torch.device) 
         dae = load_model(d["autoencoder"], device)
         autoencoder = autoencoder_of(dae.model, f"detector.autoencoder {d['autoencoder']!r}")
         provenance["autoencoder"] = {"run": str(d["autoencoder"]), "weights_sha256": file_sha256(dae.path)}
-    total = len(ds.test_y)
-    if not d["calib_n"] < total:
-        raise LabError(f"detector.calib_n: the threshold is calibrated on the last test images; choose 1..{total - 1}")
+    try:
+        start = ds.held_out_start(int(d["calib_n"]))
+    except LabError as exc:
+        raise LabError(f"detector.calib_n: {exc}") from None
     fit_n = min(int(d["fit_n"]), len(ds.train_y))
     provenance["fit"] = {"split": "train", "index_start": 0, "index_stop": fit_n}
-    provenance["calibration"] = {"split": "test", "index_start": total - d["calib_n"], "index_stop": total}
+    provenance["calibration"] = {"split": "test", "index_start": start, "index_stop": len(ds.test_y)}
     x_fit = to_float(ds.train_x[:fit_n], device)
     y_fit = torch.from_numpy(ds.train_y[:fit_n].astype("int64")).to(device)
     return guard_classifier(classifier, d["name"], cfg.detector_settings, x_fit=x_fit, y_fit=y_fit,
-                            x_calib=to_float(ds.test_x[total - d["calib_n"]:], device), fpr=float(d["fpr"]),
+                            x_calib=to_float(ds.test_x[start:], device), fpr=float(d["fpr"]),
                             autoencoder=autoencoder, classifier_record=classifier_record, provenance=provenance)  # fmt: skip
 
 
@@ -161,8 +167,11 @@ def prepare(cfg: RunConfig, dd: Dist) -> Prepared:
     seed_everything(cfg.seed)
     ds, train_data, test_data = load_data(cfg, device)
     info = model_info(cfg, ds)
-    model, defense, guard = model_and_defense(cfg, info, train_data, dtype)
     if cfg.detector["name"]:  # a detector fitted in front of a trained classifier: nothing trains
-        model = guarded(cfg, info, ds, device)
+        model: LabModel = guarded(cfg, info, ds, device)
+        defense: Defense | DenoiserTraining = recipe_defense(cfg, info, dtype)
+        guard: CollapseGuard | None = None
+    else:
+        model, defense, guard = model_and_defense(cfg, info, train_data, dtype)
     model = place(model, device, cfg.runtime.channels_last)
     return Prepared(device, dtype, ds, train_data, test_data, model, defense, guard, make_optimizer(cfg, model))

@@ -3,11 +3,12 @@ widgets change what it shows, and user mistakes are one sentence, never a traceb
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import pytest
-from dash_helpers import APP, PAGES, DashRuns, png_bytes, tiny_train
+from dash_helpers import APP, FP32, PAGES, TINY_DATA, DashRuns, png_bytes, tiny_train
 from streamlit.testing.v1 import AppTest
 
 from lab.dashboard import jobs
@@ -258,6 +259,37 @@ def test_playground_detector_offers_the_threshold_lab_detect_saved(app_env: Dash
     assert any("the threshold lab detect saved" in c for c in texts(at, "caption"))
 
 
+def test_playground_detector_offers_a_detector_runs_saved_model(app_env: DashRuns) -> None:
+    """A [detector] recipe's run guarding the picked classifier's weights is offered with its
+    own threshold: the verdicts are the saved guarded model's, not a recalibrated one's."""
+    from lab.training.checkpoint import load_model
+    from lab.training.config import from_dict
+    from lab.training.loop import train
+
+    run = app_env.root / "std_squeeze_recipe"
+    recipe = {"seed": 0, "data": dict(TINY_DATA),
+              "detector": {"name": "squeeze", "classifier": str(app_env.standard), "fpr": 0.1, "calib_n": 200}}
+    train(from_dict(recipe, FP32), run, progress=False)
+    try:
+        threshold = load_model(run, "cpu").model.threshold
+        at = open_app()
+        assert at.selectbox(key="pg_model").value != str(run)  # a guarded model is no classifier to attack
+        at.toggle(key="pg_detector").set_value(True).run()
+        at.selectbox(key="pg_det").set_value("squeeze").run()
+        no_exception(at)
+        assert any(o.startswith("std_squeeze_recipe: 10") for o in at.selectbox(key="pg_det_fpr").options)
+        at.selectbox(key="pg_det_fpr").set_value(str(run)).run()
+        no_exception(at)
+        deltas = {str(x.delta).split(" vs threshold ")[1] for x in at.metric if x.label.startswith("Detector on")}
+        assert deltas == {f"{threshold:.4g}"}
+        assert any("its [detector] run std_squeeze_recipe saved (10" in c for c in texts(at, "caption"))
+        at.selectbox(key="pg_det").set_value("mahalanobis").run()  # it guards with squeezing only
+        no_exception(at)
+        assert not any(o.startswith("std_squeeze_recipe") for o in at.selectbox(key="pg_det_fpr").options)
+    finally:
+        shutil.rmtree(run)
+
+
 def test_compare_page_guards_each_classifier_with_a_detector(app_env: DashRuns) -> None:
     rep = _detect_report(app_env.standard)
     at = open_app("compare")
@@ -273,7 +305,7 @@ def test_compare_page_guards_each_classifier_with_a_detector(app_env: DashRuns) 
     summary = at.dataframe[0].value  # lab detect's report of the standard model joins the table
     row = [h for m, h in zip(summary["model"], summary["headline"]) if str(m).endswith(" + squeeze")]
     worst = rep.results[0].robust_with_rejection
-    assert row == [f"robust accuracy with rejection, worst of naive and adaptive: {100 * worst:.2f}% at 0.1"]
+    assert row == [f"robust accuracy with rejection, worst of every attack row: {100 * worst:.2f}% at 0.1"]
 
 
 # ---------------------------------------------------------------- Reports

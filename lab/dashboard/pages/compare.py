@@ -135,7 +135,7 @@ def _detection_row(path: str, detector: str, root: Path) -> dict[str, str] | Non
         return None
     worst = [f"{pct(r['robust_with_rejection'])} at {r['eps']:g}" for r in rep.get("results", [])]
     return {"model": f"{run_name(path, root)} + {detector}", "report": f"lab detect ({rep.get('n')} images)",
-            "headline": "robust accuracy with rejection, worst of naive and adaptive: " + ", ".join(worst)}  # fmt: skip
+            "headline": "robust accuracy with rejection, worst of every attack row: " + ", ".join(worst)}  # fmt: skip
 
 
 def _curves(paths: list[str], root: Path, detector: str | None = None) -> None:

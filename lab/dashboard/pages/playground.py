@@ -153,23 +153,40 @@ def _detector(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundRe
     name = c1.selectbox("Detector", DETECTORS.names(), key=f"{KEY}_det",
                         format_func=lambda n: f"{n}: {DETECTORS.get(n).title}")  # fmt: skip
     saved = load_detection(row["path"], name)
+    runs = {r["path"]: r for r in widgets.detector_runs(rows, row, name)}  # [detector] recipes' runs
     autoencoder = None if saved is None else (saved.get("meta") or {}).get("autoencoder")
+    fixed: list[float | str | None] = [*([None] if saved else []), *runs]  # thresholds saved with a guarded model
+    fresh: list[float | str | None] = [0.01, 0.05, 0.1]
     if name == "magnet" and saved is None:
         daes = {r["path"]: r for r in widgets.readable(rows)
                 if r.get("dataset") == row.get("dataset") and holds_autoencoder(r.get("defense"))}  # fmt: skip
-        if not daes:
+        if not daes and not fixed:
             st.info(f"MagNet scores the reconstruction error of a denoising autoencoder: train one (configs/"
                     f"mnist_dae.toml, or make demo's runs/demo_dae) into {root} and it appears here.")  # fmt: skip
             return
-        autoencoder = c2.selectbox("Its autoencoder", list(daes), key=f"{KEY}_det_ae",
-                                   format_func=lambda p: widgets.model_label(daes[p], root))  # fmt: skip
-    options: list[float | None] = [*([None] if saved else []), 0.01, 0.05, 0.1]
-    fpr = c3.selectbox("False positives", options, index=0 if saved else 1, key=f"{KEY}_det_fpr",
-                       format_func=lambda f: f"saved: {pct(saved['fpr_target'])}" if f is None and saved else pct(f),
+        if daes:
+            autoencoder = c2.selectbox("Its autoencoder", list(daes), key=f"{KEY}_det_ae",
+                                       format_func=lambda p: widgets.model_label(daes[p], root))  # fmt: skip
+        else:
+            fresh = []
+
+    def threshold_label(f: float | str | None) -> str:
+        if f is None and saved:
+            return f"saved: {pct(saved['fpr_target'])}"
+        if isinstance(f, str):
+            return f"{run_name(f, root)}: {pct((runs[f].get('defense') or {}).get('fpr'))}"
+        return pct(f) if isinstance(f, float) else str(f)
+
+    fpr = c3.selectbox("False positives", [*fixed, *fresh], index=0 if fixed else 1, key=f"{KEY}_det_fpr",
+                       format_func=threshold_label,
                        help="The threshold flags this fraction of held-out clean test images (the last 1,000); "
-                            "'saved': the guarded model lab detect judged, its threshold as its report saved it.")  # fmt: skip
+                            "'saved': the guarded model lab detect judged, its threshold as its report saved it; "
+                            "a run's name: the guarded model a [detector] recipe saved.")  # fmt: skip
     pair = np.stack([res.attack.clean[0], res.attack.adversarial[0]])
-    clean, adv = cache.detector_verdicts(row["path"], name, pair, autoencoder=autoencoder, fpr=fpr)
+    if isinstance(fpr, str):
+        clean, adv = cache.saved_detector_verdicts(fpr, pair)
+    else:
+        clean, adv = cache.detector_verdicts(row["path"], name, pair, autoencoder=autoencoder, fpr=fpr)
     names = list(info.class_names)
     m1, m2 = st.columns(2)
     for col, v, what in ((m1, clean, "clean"), (m2, adv, "adversarial")):
@@ -181,8 +198,9 @@ def _detector(rows: list[dict[str, Any]], row: dict[str, Any], res: PlaygroundRe
         st.markdown("The attack fooled the classifier, but the detector **rejects** the adversarial image.")
     elif fooled:
         st.markdown("The attack fooled the classifier **and** slipped past the detector.")
-    how = (f"the threshold lab detect saved ({pct(saved['fpr_target'])} false positives)" if fpr is None and saved
-           else f"threshold set for {pct(fpr)} false positives on the last 1,000 test images")  # fmt: skip
+    how = (f"threshold set for {pct(fpr)} false positives on the last 1,000 test images" if isinstance(fpr, float)
+           else f"the threshold {'lab detect' if fpr is None else 'its [detector] run ' + run_name(fpr, root)} saved "
+                f"({threshold_label(fpr).split(': ')[-1]} false positives)")  # fmt: skip
     st.caption(f"{run_name(row['path'], root)} guarded by {name}, {how}. This adversarial image was made against the "
                "classifier alone (the naive attacker); `lab detect` also attacks the detector itself (the adaptive "
                "row), the honest test.")  # fmt: skip
