@@ -67,8 +67,9 @@ def add_detect_parser(sub: Any) -> None:
     p.add_argument("--fit-n", type=int, default=10_000,
                    help="training images a learning detector is fitted on (default: 10000)")
     p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the threshold (default: 0.05)")
-    p.add_argument("--steps", type=int, default=100, help="PGD steps of both attacks (default: 100)")
-    p.add_argument("--restarts", type=int, default=1, help="PGD restarts of both attacks (default: 1)")
+    p.add_argument("--steps", type=int, default=100, help="PGD steps of every attack row (default: 100)")
+    p.add_argument("--restarts", type=int, default=1,
+                   help="PGD restarts of every attack row; adaptive-views takes the next target class each (default: 1)")
     p.add_argument("--batch-size", type=int, default=250, help="attack batch size (default: 250)")
     p.add_argument("--report", help="folder for the report files (default: RUN/detect/<detector>)")
     add_data_dir(p)
