@@ -118,7 +118,6 @@ def test_adaptive_views_attack_stays_in_the_ball_and_wins_only_undetected(traine
     assert float((adv - x).abs().max()) <= 0.2 + 1e-6 and 0 <= float(adv.min()) and float(adv.max()) <= 1
     assert torch.equal(adv, adaptive_pgd(m, det, x, y, views=True, **kw))
 
-
     def won(a: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return (m(a).argmax(1) != y) & (scores_of(m, det, a) <= thr)
