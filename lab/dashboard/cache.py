@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
-import torch
 
 from defenses.detectors.saved import GuardedModel
 from lab.core.errors import LabError
 from lab.core.runtime import pick_device
 from lab.data import load_dataset
+from lab.data.pixels import to_float
 from lab.present.detection import detection_file, load_detection
 from lab.runs.detect import Verdict, guard, guard_from_report, verdicts
 from lab.runs.inside import InsideRun, inside_models
@@ -176,7 +176,7 @@ def detector_verdicts(path: str | os.PathLike[str], detector: str, images: np.nd
     detected = _guarded(str(path), key, detector, ae, "" if ae is None else model_key(ae),
                         None if fpr is None else float(fpr), report_key)  # fmt: skip
     with model_lock(key):
-        return verdicts(detected, _floats(images))
+        return verdicts(detected, to_float(np.asarray(images)))
 
 
 def saved_detector_verdicts(run: str | os.PathLike[str], images: np.ndarray) -> list[Verdict]:
@@ -186,13 +186,8 @@ def saved_detector_verdicts(run: str | os.PathLike[str], images: np.ndarray) -> 
     if not isinstance(model, GuardedModel):
         raise LabError(f"{str(run)!r} is not a detector's run (a [detector] recipe's)")
     with model_lock(model_key(run)):
-        return verdicts(model, _floats(images))
+        return verdicts(model, to_float(np.asarray(images)))
 
-
-def _floats(images: np.ndarray) -> torch.Tensor:
-    x = np.asarray(images)
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x))
 
 
 def weights_exist(run: str | os.PathLike[str]) -> bool:
